@@ -1,0 +1,12 @@
+"""Entry point for the Azure Functions host: create the app and register the blueprints.
+
+Nothing else happens here. Settings, clients and credentials are created on first use, so the host
+can always index the functions, even when a setting is wrong.
+"""
+
+import azure.functions as func
+
+from mcp_bridge.http_api import bp as http_api
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+app.register_functions(http_api)

@@ -1,0 +1,160 @@
+"""The HTTP functions: plain JSON in and out, problem+json on every failure.
+
+Handlers only parse and shape. Everything that touches the Scheduler goes through the shared
+`SchedulerBridge`, so bad input is refused here before any upstream call is made.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+import azure.functions as func
+
+from .bridge import dump_content, result_text
+from .problems import BadRequest, Misconfigured, PayloadTooLarge, Problem
+from .runtime import get_bridge
+from .settings import SettingsError, load_settings
+
+_LOGGER = logging.getLogger(__name__)
+
+CONVERSATION_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+MISSING_ID_MESSAGE = "Please pass a conversation_id on the query string"
+
+bp = func.Blueprint()
+
+Handler = Callable[[func.HttpRequest], Awaitable[func.HttpResponse]]
+
+
+def _json(body: dict[str, Any], status: int = 200) -> func.HttpResponse:
+    return func.HttpResponse(
+        body=json.dumps(body, separators=(",", ":")),
+        status_code=status,
+        mimetype="application/json",
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+async def respond(req: func.HttpRequest, handler: Handler) -> func.HttpResponse:
+    """Run `handler`, turning every failure into problem+json without internals or secrets."""
+    instance = urlsplit(req.url).path  # never the query string: it may hold the function key
+    try:
+        return await handler(req)
+    except Problem as problem:
+        return problem.to_response(instance)
+    except SettingsError as exc:
+        return Misconfigured(
+            "the bridge's app settings are invalid: " + str(exc),
+            settings=[{"name": name, "problem": message} for name, message in exc.problems],
+        ).to_response(instance)
+    except Exception:
+        _LOGGER.exception("Unhandled error in %s", instance)
+        return Problem("an unexpected error occurred; see the function's logs").to_response(instance)
+
+
+def read_arguments(req: func.HttpRequest, max_bytes: int) -> dict[str, Any]:
+    """The JSON object of tool arguments; an empty body means `{}`."""
+    declared = req.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > max_bytes:
+        raise PayloadTooLarge(f"the body is larger than {max_bytes} bytes", max_bytes=max_bytes)
+    body = req.get_body() or b""
+    if len(body) > max_bytes:
+        raise PayloadTooLarge(f"the body is larger than {max_bytes} bytes", max_bytes=max_bytes)
+    if not body.strip():
+        return {}
+    try:
+        arguments = json.loads(body)
+    except UnicodeDecodeError:
+        raise BadRequest("the body is not valid UTF-8 JSON") from None
+    except json.JSONDecodeError as exc:
+        raise BadRequest(f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    if not isinstance(arguments, dict):
+        raise BadRequest(f"the body must be a JSON object of tool arguments, not {type(arguments).__name__}")
+    return arguments
+
+
+def check_conversation_id(conversation_id: str) -> str:
+    if not CONVERSATION_ID.fullmatch(conversation_id):
+        raise BadRequest(
+            "conversation_id must be 1 to 128 characters from A-Z, a-z, 0-9, '.', '_', ':' and '-'"
+        )
+    return conversation_id
+
+
+async def _call_tool(req: func.HttpRequest) -> func.HttpResponse:
+    settings = load_settings()
+    arguments = read_arguments(req, settings.max_request_bytes)
+    name = req.route_params.get("tool_name", "")
+    bridge = await get_bridge()
+    outcome = await bridge.call_tool(name, arguments)
+    result = outcome.result
+    return _json(
+        {
+            "tool": outcome.tool,
+            "endpoint": outcome.endpoint,
+            "content": dump_content(result),
+            "structuredContent": result.structured_content,
+            "isError": False,
+        }
+    )
+
+
+async def _list_tools(req: func.HttpRequest) -> func.HttpResponse:
+    bridge = await get_bridge()
+    endpoint, tools = await bridge.list_tools()
+    return _json({"endpoint": endpoint, "tools": [tool.describe() for tool in tools]})
+
+
+async def _status_of(conversation_id: str) -> func.HttpResponse:
+    settings = load_settings()
+    check_conversation_id(conversation_id)
+    bridge = await get_bridge()
+    outcome = await bridge.call_tool(
+        settings.scheduler_status_tool, {settings.scheduler_status_argument: conversation_id}
+    )
+    result = outcome.result
+    status = result.structured_content if result.structured_content is not None else result_text(result)
+    return _json({"conversation_id": conversation_id, "status": status, "endpoint": outcome.endpoint})
+
+
+async def _conversation_status(req: func.HttpRequest) -> func.HttpResponse:
+    return await _status_of(req.route_params.get("conversation_id", ""))
+
+
+async def _conversation_status_query(req: func.HttpRequest) -> func.HttpResponse:
+    conversation_id = req.params.get("conversation_id")
+    if not conversation_id:
+        raise BadRequest(MISSING_ID_MESSAGE)
+    return await _status_of(conversation_id)
+
+
+@bp.function_name("call_tool")
+@bp.route(route="tools/{tool_name}", methods=[func.HttpMethod.POST], auth_level=func.AuthLevel.FUNCTION)
+async def call_tool(req: func.HttpRequest) -> func.HttpResponse:
+    return await respond(req, _call_tool)
+
+
+@bp.function_name("list_tools")
+@bp.route(route="tools", methods=[func.HttpMethod.GET], auth_level=func.AuthLevel.FUNCTION)
+async def list_tools(req: func.HttpRequest) -> func.HttpResponse:
+    return await respond(req, _list_tools)
+
+
+@bp.function_name("conversation_status")
+@bp.route(
+    route="conversations/{conversation_id}/status",
+    methods=[func.HttpMethod.GET],
+    auth_level=func.AuthLevel.FUNCTION,
+)
+async def conversation_status(req: func.HttpRequest) -> func.HttpResponse:
+    return await respond(req, _conversation_status)
+
+
+@bp.function_name("conversation_status_query")
+@bp.route(route="conversation-status", methods=[func.HttpMethod.GET], auth_level=func.AuthLevel.FUNCTION)
+async def conversation_status_query(req: func.HttpRequest) -> func.HttpResponse:
+    return await respond(req, _conversation_status_query)

@@ -1,0 +1,129 @@
+"""RFC 9457 problem details: every error the bridge answers with, and how it is rendered.
+
+Each failure is an exception class that knows its HTTP status, so the request path raises and one
+place renders. A problem never carries a stack trace, a token or a key: details are built from
+what the bridge decided, not from upstream exception text.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar
+
+import azure.functions as func
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+_TYPE_BASE = "urn:problem:scheduler-bridge:"  # documented in the README, one per slug
+
+
+class Problem(Exception):
+    """An error answered as `application/problem+json` with a fixed status."""
+
+    status: ClassVar[int] = 500
+    slug: ClassVar[str] = "internal-error"
+    title: ClassVar[str] = "Internal error"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        headers: dict[str, str] | None = None,
+        **extensions: Any,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.headers = headers or {}
+        self.extensions = extensions
+
+    def to_dict(self, instance: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "type": _TYPE_BASE + self.slug,
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+        }
+        if instance:
+            body["instance"] = instance
+        body.update(self.extensions)
+        return body
+
+    def to_response(self, instance: str | None = None) -> func.HttpResponse:
+        return func.HttpResponse(
+            body=json.dumps(self.to_dict(instance)),
+            status_code=self.status,
+            headers={"Content-Type": PROBLEM_CONTENT_TYPE, "Cache-Control": "no-store", **self.headers},
+        )
+
+
+class BadRequest(Problem):
+    status = 400
+    slug = "bad-request"
+    title = "Bad request"
+
+
+class InvalidArguments(BadRequest):
+    slug = "invalid-arguments"
+    title = "Arguments do not match the tool's input schema"
+
+
+class ToolNotAllowed(Problem):
+    status = 403
+    slug = "tool-not-allowed"
+    title = "Tool not allowed"
+
+
+class ToolNotFound(Problem):
+    status = 404
+    slug = "tool-not-found"
+    title = "Unknown tool"
+
+
+class PayloadTooLarge(Problem):
+    status = 413
+    slug = "payload-too-large"
+    title = "Request body too large"
+
+
+class ToolFailed(Problem):
+    status = 422
+    slug = "tool-error"
+    title = "The tool reported an error"
+
+
+class UpstreamFailed(Problem):
+    status = 502
+    slug = "upstream-error"
+    title = "The Scheduler failed"
+
+
+class OutcomeUnknown(UpstreamFailed):
+    slug = "outcome-unknown"
+    title = "Outcome at the Scheduler unknown"
+
+
+class Unavailable(Problem):
+    status = 503
+    slug = "unavailable"
+    title = "Service unavailable"
+
+    def __init__(self, detail: str, *, retry_after: float = 5, **extensions: Any) -> None:
+        seconds = max(1, int(retry_after + 0.999))
+        super().__init__(detail, headers={"Retry-After": str(seconds)}, **extensions)
+        self.retry_after = seconds
+
+
+class IdentityUnavailable(Unavailable):
+    slug = "identity-unavailable"
+    title = "Managed identity unavailable"
+
+
+class DeadlineExceeded(Problem):
+    status = 504
+    slug = "deadline-exceeded"
+    title = "Deadline exceeded"
+
+
+class Misconfigured(Problem):
+    status = 500
+    slug = "misconfigured"
+    title = "The bridge is misconfigured"

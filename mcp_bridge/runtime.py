@@ -1,0 +1,146 @@
+"""The one `SchedulerBridge` per worker process: created lazily, shared by every function.
+
+The Functions Python worker runs every async invocation on one event loop, so a single pooled
+client with open MCP sessions and a warm token serves them all. Creating it on first use (not at
+import) keeps indexing fast and keeps a bad setting from stopping the host from indexing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+
+import httpx2
+
+from .auth import BearerTokenAuth, HeaderKeyAuth
+from .bridge import SchedulerBridge
+from .settings import BridgeSettings, load_settings
+from .tokens import TokenProvider
+from .wire import ShieldedTransport
+
+_LOGGER = logging.getLogger(__name__)
+
+USER_AGENT = "scheduler-bridge/0.1"
+
+_bridge: SchedulerBridge | None = None
+_creating: asyncio.Lock | None = None
+
+
+async def get_bridge() -> SchedulerBridge:
+    """The shared bridge, built on first use. Raises `SettingsError` for bad settings."""
+    global _creating
+    if _bridge is not None:
+        return _bridge
+    settings = load_settings()
+    if _creating is None:
+        _creating = asyncio.Lock()
+    async with _creating:
+        if _bridge is None:
+            _install(build_bridge(settings))
+    assert _bridge is not None
+    return _bridge
+
+
+def _install(bridge: SchedulerBridge) -> None:
+    global _bridge
+    _bridge = bridge
+
+
+async def reset_bridge() -> None:
+    """Close and forget the shared bridge (tests; hosts that change settings in place)."""
+    global _bridge, _creating
+    bridge, _bridge, _creating = _bridge, None, None
+    if bridge is not None:
+        await bridge.aclose()
+
+
+def scheduler_http_client(settings: BridgeSettings, auth: httpx2.Auth | None) -> httpx2.AsyncClient:
+    """The pooled client for Scheduler traffic: explicit limits and timeouts, no redirects."""
+    deadline = settings.scheduler_timeout_seconds
+    transport = ShieldedTransport(
+        httpx2.AsyncHTTPTransport(
+            limits=httpx2.Limits(max_connections=256, max_keepalive_connections=128, keepalive_expiry=60),
+            retries=0,
+        )
+    )
+    return httpx2.AsyncClient(
+        auth=auth,
+        transport=transport,
+        timeout=httpx2.Timeout(
+            connect=min(5.0, deadline), read=deadline + 5, write=10.0, pool=min(5.0, deadline)
+        ),
+        follow_redirects=False,
+        headers={"user-agent": USER_AGENT},
+    )
+
+
+def azure_http_client() -> httpx2.AsyncClient:
+    """The pooled client for Azure SDK traffic (identity; later Key Vault and storage)."""
+    return httpx2.AsyncClient(
+        timeout=httpx2.Timeout(connect=5.0, read=15.0, write=10.0, pool=5.0),
+        limits=httpx2.Limits(max_connections=32, max_keepalive_connections=8, keepalive_expiry=60),
+        follow_redirects=False,
+        headers={"user-agent": USER_AGENT},
+    )
+
+
+def build_credential(settings: BridgeSettings) -> tuple[object, bool]:
+    """The aio credential for the token scope, and whether it is a managed identity.
+
+    In Azure (`IDENTITY_ENDPOINT` set by App Service / Functions) that is `ManagedIdentityCredential`,
+    user-assigned when `AZURE_CLIENT_ID` is set. Elsewhere `DefaultAzureCredential` lets a developer
+    use their Azure CLI login.
+    """
+    from azure.identity.aio import DefaultAzureCredential, ManagedIdentityCredential
+
+    from .azure_transport import Httpx2Transport
+
+    transport = Httpx2Transport(azure_http_client(), owns_client=True)
+    # Few, quick retries: a request waits on this, and a dead endpoint must turn into a fast 503.
+    retry = {"retry_total": 2, "retry_backoff_factor": 0.2, "retry_backoff_max": 1}
+    if os.environ.get("IDENTITY_ENDPOINT") or os.environ.get("MSI_ENDPOINT"):
+        return ManagedIdentityCredential(
+            client_id=settings.azure_client_id, transport=transport, **retry
+        ), True
+    return (
+        DefaultAzureCredential(
+            managed_identity_client_id=settings.azure_client_id,
+            exclude_interactive_browser_credential=True,
+            transport=transport,
+            **retry,
+        ),
+        False,
+    )
+
+
+def build_bridge(settings: BridgeSettings) -> SchedulerBridge:
+    tokens: TokenProvider | None = None
+    auth: httpx2.Auth | None = None
+    if settings.scheduler_auth == "managed_identity":
+        assert settings.scheduler_token_scope is not None
+        credential, is_managed_identity = build_credential(settings)
+        tokens = TokenProvider(
+            credential,  # type: ignore[arg-type]
+            settings.scheduler_token_scope,
+            bypass_credential_cache=is_managed_identity,
+        )
+        auth = BearerTokenAuth(tokens)
+    elif settings.scheduler_auth == "api_key":
+        client_id = settings.scheduler_client_id or ""
+        api_key = settings.scheduler_api_key
+
+        def credentials() -> tuple[str, str]:
+            return client_id, api_key.get_secret_value() if api_key is not None else ""
+
+        auth = HeaderKeyAuth(
+            client_id_header=settings.scheduler_client_id_header,
+            api_key_header=settings.scheduler_api_key_header,
+            credentials=credentials,
+        )
+    _LOGGER.info(
+        "Scheduler bridge: %d endpoint(s), auth=%s",
+        len(settings.scheduler_endpoints),
+        settings.scheduler_auth,
+    )
+    return SchedulerBridge(settings, scheduler_http_client(settings, auth), tokens=tokens)

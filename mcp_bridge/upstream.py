@@ -1,0 +1,254 @@
+"""One endpoint's long-lived MCP session, entered and exited by a dedicated owner task.
+
+The SDK's transport and session are anyio task groups: whichever task enters them must exit them,
+and a cancellation that reaches them tears the session down. Request handlers therefore never
+enter a session. The owner task enters it once and holds it open across invocations; handlers only
+borrow the connected `mcp.Client`. A handler that times out or is cancelled cancels only its own
+request; the session lives on and concurrent callers share it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import time
+
+import anyio
+import httpx2
+import mcp_types as types
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+
+from .catalog import ToolCatalog
+from .wire import WireTrace, current_trace
+
+_LOGGER = logging.getLogger(__name__)
+
+CLIENT_INFO = types.Implementation(name="scheduler-bridge", version="0.1.0")
+MAX_LIST_PAGES = 100
+MIN_MISS_REFRESH_INTERVAL = 2.0
+"""An unknown tool name re-lists at most this often, so junk names cannot flood the Scheduler."""
+
+
+class ConnectFailed(Exception):
+    """The session could not be opened; `trace` says whether anything reached the server."""
+
+    def __init__(self, url: str, trace: WireTrace, cause: BaseException | None) -> None:
+        super().__init__(f"could not open an MCP session with {url}")
+        self.url = url
+        self.trace = trace
+        self.cause_name = type(cause).__name__ if cause is not None else None
+
+
+class UpstreamSession:
+    """The shared MCP session and tool catalog for one Scheduler endpoint."""
+
+    def __init__(
+        self,
+        url: str,
+        http_client: httpx2.AsyncClient,
+        *,
+        connect_timeout: float,
+        tools_ttl: float,
+    ) -> None:
+        self.url = url
+        self._http = http_client
+        self._connect_timeout = connect_timeout
+        self._tools_ttl = tools_ttl
+        self._client: Client | None = None
+        self._generation = 0
+        self._connecting: asyncio.Future[Client] | None = None
+        self._owner: asyncio.Task[None] | None = None
+        self._stop: asyncio.Event | None = None
+        self._catalog: ToolCatalog | None = None
+        self._catalog_task: asyncio.Task[ToolCatalog] | None = None
+        self._catalog_generation = -1
+        self.connections_opened = 0
+        self.protocol_version: str | None = None
+
+    @property
+    def connected(self) -> bool:
+        return self._client is not None
+
+    @property
+    def generation(self) -> int:
+        return self._generation
+
+    @property
+    def has_session_id(self) -> bool:
+        return self.protocol_version is not None and self.protocol_version not in MODERN_PROTOCOL_VERSIONS
+
+    async def client(self) -> Client:
+        """The connected client, connecting first if needed. Concurrent callers share one connect."""
+        client = self._client
+        if client is not None:
+            return client
+        if self._connecting is None:
+            self._spawn_owner()
+        assert self._connecting is not None
+        return await asyncio.shield(self._connecting)
+
+    async def reconnect(self, stale: Client) -> Client:
+        """Replace `stale` (lost session) with a new one; callers racing here share one reconnect."""
+        if self._client is stale:
+            await self._stop_owner()
+        return await self.client()
+
+    async def catalog(self, *, missing: str | None = None) -> ToolCatalog:
+        """The tool listing; stale entries are served while a refresh runs in the background.
+
+        `missing` names a tool the caller did not find: it forces one re-list (rate-limited).
+        """
+        client = await self.client()
+        catalog = self._catalog
+        current = catalog is not None and self._catalog_generation == self._generation
+        if catalog is not None and current and missing is None:
+            if not catalog.fresh:
+                self._refresh_catalog(client)
+            return catalog
+        if catalog is not None and current and missing is not None:
+            if missing in catalog.tools or time.monotonic() - catalog.fetched_at < MIN_MISS_REFRESH_INTERVAL:
+                return catalog
+        return await asyncio.shield(self._refresh_catalog(client))
+
+    def invalidate_catalog(self) -> None:
+        if self._catalog is not None:
+            self._catalog.expires_at = 0.0
+            self._catalog_generation = -1
+
+    async def aclose(self) -> None:
+        await self._stop_owner()
+        if self._catalog_task is not None:
+            self._catalog_task.cancel()
+
+    # -- owner task ---------------------------------------------------------------------------
+
+    def _spawn_owner(self) -> None:
+        loop = asyncio.get_running_loop()
+        ready: asyncio.Future[Client] = loop.create_future()
+        stop = asyncio.Event()
+        self._connecting, self._stop = ready, stop
+        # A fresh context: the owner must not inherit (and write into) the first caller's trace.
+        owner = asyncio.create_task(
+            self._own(ready, stop), name=f"mcp-owner {self.url}", context=contextvars.Context()
+        )
+        self._owner = owner
+        watchdog = loop.call_later(self._connect_timeout, _cancel_if_pending, ready, owner)
+        ready.add_done_callback(lambda _f: watchdog.cancel())
+        ready.add_done_callback(_retrieve)
+
+    async def _own(self, ready: asyncio.Future[Client], stop: asyncio.Event) -> None:
+        trace = WireTrace()
+        current_trace.set(trace)
+        try:
+            async with Client(
+                streamable_http_client(self.url, http_client=self._http),
+                mode="auto",
+                cache=None,
+                client_info=CLIENT_INFO,
+                message_handler=self._on_message,
+            ) as client:
+                self._generation += 1
+                self.connections_opened += 1
+                self.protocol_version = client.protocol_version
+                self._client = client
+                _LOGGER.info("MCP session open: %s (protocol %s)", self.url, client.protocol_version)
+                ready.set_result(client)
+                async with anyio.create_task_group() as tg:
+                    if client.protocol_version in MODERN_PROTOCOL_VERSIONS:
+                        tg.start_soon(self._follow_tool_changes, client)
+                    await stop.wait()
+                    tg.cancel_scope.cancel()
+        except asyncio.CancelledError:
+            if not ready.done():
+                ready.set_exception(ConnectFailed(self.url, trace, TimeoutError()))
+            else:
+                raise
+        except Exception as exc:
+            if not ready.done():
+                ready.set_exception(ConnectFailed(self.url, trace, exc))
+            else:
+                _LOGGER.warning("MCP session with %s ended: %s", self.url, type(exc).__name__)
+        finally:
+            if self._connecting is ready:
+                self._client = None
+                self._connecting = None
+            if not ready.done():
+                ready.cancel()
+
+    async def _stop_owner(self) -> None:
+        owner, stop = self._owner, self._stop
+        self._client = None
+        self._connecting = None
+        self._owner = None
+        if stop is not None:
+            stop.set()
+        if owner is not None and not owner.done():
+            try:
+                async with asyncio.timeout(2.0):
+                    await asyncio.shield(owner)
+            except (TimeoutError, Exception):
+                owner.cancel()
+
+    async def _on_message(self, message: object) -> None:
+        if isinstance(message, types.ServerNotification) and isinstance(
+            message, types.ToolListChangedNotification
+        ):
+            _LOGGER.info("Tool list changed at %s", self.url)
+            self.invalidate_catalog()
+
+    async def _follow_tool_changes(self, client: Client) -> None:
+        """On 2026-07-28 sessions list_changed arrives only through `subscriptions/listen`."""
+        while True:
+            try:
+                async with client.listen(tools_list_changed=True) as subscription:
+                    async for _event in subscription:
+                        _LOGGER.info("Tool list changed at %s", self.url)
+                        self.invalidate_catalog()
+            except Exception as exc:  # not supported, or the stream dropped: try again later
+                _LOGGER.debug("Tool-change subscription at %s ended: %s", self.url, type(exc).__name__)
+            await anyio.sleep(30)
+
+    # -- catalog ------------------------------------------------------------------------------
+
+    def _refresh_catalog(self, client: Client) -> asyncio.Task[ToolCatalog]:
+        if self._catalog_task is None:
+            self._catalog_task = asyncio.create_task(
+                self._list_tools(client, self._generation), context=contextvars.Context()
+            )
+            self._catalog_task.add_done_callback(_retrieve)
+        return self._catalog_task
+
+    async def _list_tools(self, client: Client, generation: int) -> ToolCatalog:
+        current_trace.set(WireTrace())
+        try:
+            tools: list[types.Tool] = []
+            cursor: str | None = None
+            ttl_hint: int | None = None
+            for _ in range(MAX_LIST_PAGES):
+                page = await client.list_tools(cursor=cursor, cache_mode="bypass")
+                tools.extend(page.tools)
+                if cursor is None and "ttl_ms" in page.model_fields_set:
+                    ttl_hint = page.ttl_ms
+                cursor = page.next_cursor
+                if cursor is None:
+                    break
+            catalog = ToolCatalog.from_listing(tools, ttl_hint_ms=ttl_hint, default_ttl=self._tools_ttl)
+            self._catalog = catalog
+            self._catalog_generation = generation
+            return catalog
+        finally:
+            self._catalog_task = None
+
+
+def _cancel_if_pending(ready: asyncio.Future[Client], owner: asyncio.Task[None]) -> None:
+    if not ready.done():
+        owner.cancel()
+
+
+def _retrieve(future: asyncio.Future[object]) -> None:
+    # Waiters may all have given up; reading the outcome keeps asyncio from logging it as lost.
+    if not future.cancelled():
+        future.exception()
