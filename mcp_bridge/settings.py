@@ -68,6 +68,14 @@ class BridgeSettings(BaseSettings):
     max_request_bytes: int = Field(default=1_048_576, gt=0)
     tools_cache_ttl_seconds: float = Field(default=300.0, gt=0)
 
+    @field_validator(
+        "scheduler_token_scope", "azure_client_id", "scheduler_client_id", "scheduler_api_key", mode="before"
+    )
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        # App settings cannot be deleted from a template, only blanked: "" means "not set".
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("scheduler_endpoints", mode="before")
     @classmethod
     def _endpoints_from_csv(cls, value: object) -> object:
@@ -78,10 +86,10 @@ class BridgeSettings(BaseSettings):
     def _endpoints_are_urls(cls, value: list[str]) -> list[str]:
         for url in value:
             parts = urlsplit(url)
-            if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise ValueError(f"{url!r} is not an http(s) URL")
             if parts.username or parts.password:
                 raise ValueError("endpoint URLs must not carry credentials")
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"{url!r} is not an http(s) URL")
         if len(set(value)) != len(value):
             raise ValueError("an endpoint is listed twice")
         return value
