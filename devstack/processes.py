@@ -1,0 +1,321 @@
+"""Start, stop, kill and restart devstack stand-ins as real subprocesses.
+
+Used by `make run` (devstack.run) and by pytest fixtures, so both exercise
+the same processes the same way. Each stand-in runs as
+`sys.executable -m devstack.<module> ...` on 127.0.0.1, writes its output to
+a log file (never a pipe: a child blocked on a full pipe hangs the test run),
+and is considered up once its readiness URL answers 200.
+
+Children get their own session (Ctrl-C in a terminal reaches only the
+parent, which then stops them in order) and the parent's pid in
+`DEVSTACK_PARENT_PID`, so they exit by themselves if the parent dies
+without cleaning up.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import httpx2
+
+from devstack.serving import LOOPBACK_HOST, PARENT_PID_ENV
+
+_LOGGER = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_READY_TIMEOUT_SECONDS = 20.0
+DEFAULT_STOP_TIMEOUT_SECONDS = 5.0
+_POLL_SECONDS = 0.05
+
+
+class ProcessStartError(RuntimeError):
+    """A stand-in exited early or never answered its readiness URL in time; the message has its log tail."""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((LOOPBACK_HOST, 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class ManagedProcess:
+    """One stand-in subprocess on a fixed port; `restart()` brings it back on the same port."""
+
+    name: str
+    module: str
+    args: list[str]
+    port: int
+    log_path: Path
+    ready_path: str
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: Path = REPO_ROOT
+    process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
+    _log_file: IO[bytes] | None = field(default=None, init=False, repr=False)
+
+    @property
+    def url(self) -> str:
+        """Base URL, e.g. http://127.0.0.1:5146 (no trailing slash)."""
+        return f"http://{LOOPBACK_HOST}:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        return None if self.process is None else self.process.pid
+
+    def is_running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def start(self) -> None:
+        """Launch the subprocess without waiting for it; call `wait_ready()` next."""
+        if self.is_running():
+            raise RuntimeError(f"{self.name} is already running (pid {self.pid})")
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._close_log()
+        self._log_file = self.log_path.open("ab")
+        self._log_file.write(f"\n--- starting {self.name}: -m {self.module} on port {self.port}\n".encode())
+        self._log_file.flush()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", self.module, *self.args],
+            cwd=self.cwd,
+            env=self._child_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        _LOGGER.info(
+            "started %s (pid %d) on port %d, log %s", self.name, self.process.pid, self.port, self.log_path
+        )
+
+    def wait_ready(self, timeout: float = DEFAULT_READY_TIMEOUT_SECONDS) -> None:
+        """Block until `GET url+ready_path` answers 200; raise `ProcessStartError` on exit or timeout."""
+        deadline = time.monotonic() + timeout
+        ready_url = self.url + self.ready_path
+        with httpx2.Client(timeout=1.0, trust_env=False) as client:
+            while True:
+                if not self.is_running():
+                    raise ProcessStartError(
+                        f"{self.name} exited early (code {self._returncode()}):\n{self.log_tail()}"
+                    )
+                try:
+                    if client.get(ready_url).status_code == 200:
+                        return
+                except httpx2.TransportError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise ProcessStartError(
+                        f"{self.name} not ready at {ready_url} after {timeout}s:\n{self.log_tail()}"
+                    )
+                time.sleep(_POLL_SECONDS)
+
+    def stop(self, timeout: float = DEFAULT_STOP_TIMEOUT_SECONDS) -> None:
+        """Ask politely (SIGTERM), then SIGKILL after `timeout`; safe to call when already stopped."""
+        process = self.process
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                _LOGGER.warning("%s ignored SIGTERM for %.1fs; killing it", self.name, timeout)
+                process.kill()
+                process.wait()
+        self._close_log()
+
+    def kill(self) -> None:
+        """SIGKILL now, no shutdown at all: a region crashing mid-flight, for failover tests."""
+        process = self.process
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait()
+            _LOGGER.info("killed %s (pid %d)", self.name, process.pid)
+        self._close_log()
+
+    def restart(self, timeout: float = DEFAULT_READY_TIMEOUT_SECONDS) -> None:
+        """Stop if needed, start again on the same port, and wait until ready."""
+        self.stop()
+        deadline = time.monotonic() + timeout
+        while not _port_is_free(self.port):
+            if time.monotonic() > deadline:
+                raise ProcessStartError(f"port {self.port} of {self.name} did not free up in {timeout}s")
+            time.sleep(_POLL_SECONDS)
+        self.start()
+        self.wait_ready(max(deadline - time.monotonic(), 1.0))
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def _child_env(self) -> dict[str, str]:
+        env = {**os.environ, **self.env}
+        env[PARENT_PID_ENV] = str(os.getpid())
+        env["PYTHONUNBUFFERED"] = "1"
+        python_path = [str(REPO_ROOT)]
+        if env.get("PYTHONPATH"):
+            python_path.append(env["PYTHONPATH"])
+        env["PYTHONPATH"] = os.pathsep.join(python_path)
+        return env
+
+    def _returncode(self) -> int | None:
+        return None if self.process is None else self.process.returncode
+
+    def _close_log(self) -> None:
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+
+
+@dataclass
+class SchedulerProcess(ManagedProcess):
+    """A Scheduler region; `mcp_url` is what a client connects to."""
+
+    region: str = "eastus"
+
+    @property
+    def mcp_url(self) -> str:
+        return f"{self.url}/mcp"
+
+
+@dataclass
+class IdentityProcess(ManagedProcess):
+    """The managed-identity endpoint; `token_url` is the value for IDENTITY_ENDPOINT."""
+
+    @property
+    def token_url(self) -> str:
+        return f"{self.url}/msi/token"
+
+
+def _port_is_free(port: int) -> bool:
+    """Whether a server could listen on `port` now (SO_REUSEADDR like uvicorn, so TIME_WAIT doesn't count)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((LOOPBACK_HOST, port))
+        except OSError:
+            return False
+        return True
+
+
+def _launch(process: ManagedProcess, *, wait: bool, ready_timeout: float) -> None:
+    process.start()
+    if wait:
+        try:
+            process.wait_ready(ready_timeout)
+        except BaseException:
+            process.stop()
+            raise
+
+
+def start_scheduler(
+    *,
+    port: int,
+    region: str,
+    log_dir: Path,
+    signing_key: str,
+    client_id: str,
+    api_key: str,
+    audience: str = "api://scheduler-devstack",
+    era: str = "modern",
+    state_file: Path | None = None,
+    wait: bool = True,
+    ready_timeout: float = DEFAULT_READY_TIMEOUT_SECONDS,
+) -> SchedulerProcess:
+    """Start `python -m devstack.scheduler` for one region; ready when `GET /ping` answers."""
+    args = [
+        "--port", str(port),
+        "--region", region,
+        "--era", era,
+        "--audience", audience,
+        "--signing-key", signing_key,
+        "--client-id", client_id,
+        "--api-key", api_key,
+    ]  # fmt: skip
+    if state_file is not None:
+        args += ["--state-file", str(state_file)]
+    process = SchedulerProcess(
+        name=f"scheduler-{region}",
+        module="devstack.scheduler",
+        args=args,
+        port=port,
+        log_path=log_dir / f"scheduler-{region}.log",
+        ready_path="/ping",
+        region=region,
+    )
+    _launch(process, wait=wait, ready_timeout=ready_timeout)
+    return process
+
+
+def start_identity(
+    *,
+    port: int,
+    log_dir: Path,
+    header_secret: str,
+    signing_key: str,
+    lifetime_seconds: int = 3600,
+    wait: bool = True,
+    ready_timeout: float = DEFAULT_READY_TIMEOUT_SECONDS,
+) -> IdentityProcess:
+    """Start `python -m devstack.identity`; ready when `GET /_devstack/counters` answers."""
+    process = IdentityProcess(
+        name="identity",
+        module="devstack.identity",
+        args=[
+            "--port",
+            str(port),
+            "--header-secret",
+            header_secret,
+            "--signing-key",
+            signing_key,
+            "--lifetime-seconds",
+            str(lifetime_seconds),
+        ],
+        port=port,
+        log_path=log_dir / "identity.log",
+        ready_path="/_devstack/counters",
+    )
+    _launch(process, wait=wait, ready_timeout=ready_timeout)
+    return process
+
+
+def start_host(
+    *,
+    port: int,
+    log_dir: Path,
+    app_dir: Path,
+    settings_file: Path | None = None,
+    env: dict[str, str] | None = None,
+    wait: bool = True,
+    ready_timeout: float = DEFAULT_READY_TIMEOUT_SECONDS,
+) -> ManagedProcess:
+    """Start `python -m devstack.host` for `app_dir`'s function_app; ready when `/admin/host/ping` answers.
+
+    `env` is added to the child's environment; like real app settings it wins
+    over `local.settings.json` values.
+    """
+    args = ["--port", str(port), "--app-dir", str(app_dir)]
+    if settings_file is not None:
+        args += ["--settings", str(settings_file)]
+    process = ManagedProcess(
+        name="host",
+        module="devstack.host",
+        args=args,
+        port=port,
+        log_path=log_dir / "host.log",
+        ready_path="/admin/host/ping",
+        env=dict(env or {}),
+        cwd=app_dir,
+    )
+    _launch(process, wait=wait, ready_timeout=ready_timeout)
+    return process
