@@ -67,7 +67,7 @@ def read_arguments(req: func.HttpRequest, max_bytes: int) -> dict[str, Any]:
     if not body.strip():
         return {}
     try:
-        arguments = json.loads(body)
+        arguments = json.loads(body.decode("utf-8"))  # RFC 8259: JSON between systems is UTF-8
     except UnicodeDecodeError:
         raise BadRequest("the body is not valid UTF-8 JSON") from None
     except json.JSONDecodeError as exc:

@@ -1,0 +1,220 @@
+"""Shared fixtures: real devstack servers on 127.0.0.1 and in-process invocation of the functions.
+
+The stand-ins run as real subprocesses (started once per session, reset between tests) so tests
+can kill and restart them. The functions are invoked the way the Python worker does: through
+`app.get_functions()` → `get_user_function()` with a real `func.HttpRequest`, on one event loop.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import azure.functions as func
+import httpx2
+import pytest
+
+from devstack.processes import (
+    IdentityProcess,
+    SchedulerProcess,
+    free_port,
+    start_identity,
+    start_scheduler,
+)
+from mcp_bridge.runtime import reset_bridge
+from mcp_bridge.settings import reset_settings
+
+SIGNING_KEY = "test-signing-key-0123456789abcdef0123456789"
+IDENTITY_HEADER = "test-identity-header-secret"
+CLIENT_ID = "test-client"
+API_KEY = "test-api-key-must-never-be-logged"
+AUDIENCE = "api://scheduler-devstack"
+SCOPE = f"{AUDIENCE}/.default"
+
+SECRETS = (API_KEY, IDENTITY_HEADER, SIGNING_KEY)
+
+
+@dataclass
+class Devstack:
+    identity: IdentityProcess
+    east: SchedulerProcess  # modern era, primary
+    west: SchedulerProcess  # modern era, secondary
+    legacy: SchedulerProcess  # handshake era
+    log_dir: Path
+
+    def schedulers(self) -> list[SchedulerProcess]:
+        return [self.east, self.west, self.legacy]
+
+
+@pytest.fixture(scope="session")
+def devstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devstack]:
+    log_dir = tmp_path_factory.mktemp("devstack")
+    state = log_dir / "conversations.sqlite3"
+    common = {"log_dir": log_dir, "signing_key": SIGNING_KEY, "client_id": CLIENT_ID, "api_key": API_KEY}
+    started: list[Any] = []
+    try:
+        identity = start_identity(
+            port=free_port(), log_dir=log_dir, header_secret=IDENTITY_HEADER, signing_key=SIGNING_KEY, wait=False
+        )
+        started.append(identity)
+        east = start_scheduler(port=free_port(), region="eastus", state_file=state, wait=False, **common)
+        started.append(east)
+        west = start_scheduler(port=free_port(), region="westus", state_file=state, wait=False, **common)
+        started.append(west)
+        legacy = start_scheduler(
+            port=free_port(), region="legacy", era="legacy", state_file=state, wait=False, **common
+        )
+        started.append(legacy)
+        for process in started:
+            process.wait_ready()
+        yield Devstack(identity=identity, east=east, west=west, legacy=legacy, log_dir=log_dir)
+    finally:
+        for process in reversed(started):
+            process.stop()
+
+
+def control(url: str, method: str = "GET", path: str = "/_devstack/counters", body: Any = None) -> Any:
+    response = httpx2.request(method, url + path, json=body, timeout=5)
+    response.raise_for_status()
+    return response.json() if response.content else None
+
+
+def tool_calls(process: SchedulerProcess, tool: str) -> int:
+    return control(process.url)["tool_calls"].get(tool, 0)
+
+
+def identity_requests(devstack: Devstack) -> int:
+    return control(devstack.identity.url)["token_requests"]
+
+
+@pytest.fixture
+def stack(devstack: Devstack) -> Iterator[Devstack]:
+    """The devstack, with counters zeroed, faults cleared and every process running."""
+    for process in devstack.schedulers():
+        if not process.is_running():
+            process.restart()
+        control(process.url, "DELETE", "/_devstack/faults")
+        control(process.url, "POST", "/_devstack/reset")
+    if not devstack.identity.is_running():
+        devstack.identity.restart()
+    control(devstack.identity.url, "POST", "/_devstack/config", {"fail": False, "lifetime_seconds": 3600})
+    control(devstack.identity.url, "POST", "/_devstack/reset")
+    yield devstack
+
+
+@pytest.fixture
+async def configure(monkeypatch: pytest.MonkeyPatch, stack: Devstack) -> AsyncIterator[Any]:
+    """`await configure(endpoints=[...], **settings)`: app settings for a fresh shared bridge."""
+
+    async def apply(endpoints: list[str] | None = None, auth: str = "managed_identity", **settings: str) -> None:
+        values = {
+            "SCHEDULER_ENDPOINTS": ",".join(endpoints or [stack.east.mcp_url, stack.west.mcp_url]),
+            "SCHEDULER_AUTH": auth,
+            "SCHEDULER_TOKEN_SCOPE": SCOPE,
+            "SCHEDULER_CLIENT_ID": CLIENT_ID,
+            "SCHEDULER_API_KEY": API_KEY,
+            "IDENTITY_ENDPOINT": stack.identity.token_url,
+            "IDENTITY_HEADER": IDENTITY_HEADER,
+            "SCHEDULER_TIMEOUT_SECONDS": "10",
+        }
+        values.update({key.upper(): value for key, value in settings.items()})
+        for key in list(os.environ):
+            if key.startswith(("SCHEDULER_", "MAX_REQUEST", "TOOLS_CACHE")):
+                monkeypatch.delenv(key)
+        for key, value in values.items():
+            monkeypatch.setenv(key, value)
+        reset_settings()
+        await reset_bridge()
+
+    yield apply
+    await reset_bridge()
+    reset_settings()
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class Functions:
+    """Invoke the registered functions in-process, as the Python worker does."""
+
+    def __init__(self) -> None:
+        import function_app
+
+        self._functions = {f.get_function_name(): f for f in function_app.app.get_functions()}
+
+    def names(self) -> set[str]:
+        return set(self._functions)
+
+    async def __call__(
+        self,
+        name: str,
+        *,
+        method: str = "GET",
+        path: str = "/api/x",
+        body: bytes | dict[str, Any] | list[Any] | None = None,
+        route_params: dict[str, str] | None = None,
+        params: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Reply:
+        raw = json.dumps(body).encode() if isinstance(body, dict | list) else (body or b"")
+        request = func.HttpRequest(
+            method=method,
+            url=f"http://127.0.0.1:7071{path}?code=function-key-in-url",
+            headers=headers or {},
+            params=params or {},
+            route_params=route_params or {},
+            body=raw,
+        )
+        response = await self._functions[name].get_user_function()(request)
+        return Reply(response.status_code, dict(response.headers), response.get_body())
+
+    async def call_tool(self, tool: str, arguments: Any = None, **kwargs: Any) -> Reply:
+        return await self(
+            "call_tool",
+            method="POST",
+            path=f"/api/tools/{tool}",
+            body=arguments if arguments is not None else b"",
+            route_params={"tool_name": tool},
+            **kwargs,
+        )
+
+    async def status(self, conversation_id: str) -> Reply:
+        return await self(
+            "conversation_status",
+            path=f"/api/conversations/{conversation_id}/status",
+            route_params={"conversation_id": conversation_id},
+        )
+
+
+@pytest.fixture(scope="session")
+def functions() -> Functions:
+    return Functions()
+
+
+def schedule_arguments(topic: str = "Quarterly review") -> dict[str, Any]:
+    from datetime import UTC, datetime, timedelta
+
+    return {
+        "participants": ["alice@example.com", "bob@example.com"],
+        "start_time": (datetime.now(UTC) + timedelta(days=1)).replace(microsecond=0).isoformat(),
+        "topic": topic,
+    }
+
+
+@pytest.fixture
+def captured_logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    caplog.set_level(logging.DEBUG)
+    return caplog
