@@ -144,7 +144,7 @@ class ManagedProcess:
         """Stop if needed, start again on the same port, and wait until ready."""
         self.stop()
         deadline = time.monotonic() + timeout
-        while not _port_is_free(self.port):
+        while not port_is_free(self.port):
             if time.monotonic() > deadline:
                 raise ProcessStartError(f"port {self.port} of {self.name} did not free up in {timeout}s")
             time.sleep(_POLL_SECONDS)
@@ -197,7 +197,7 @@ class IdentityProcess(ManagedProcess):
         return f"{self.url}/msi/token"
 
 
-def _port_is_free(port: int) -> bool:
+def port_is_free(port: int) -> bool:
     """Whether a server could listen on `port` now (SO_REUSEADDR like uvicorn, so TIME_WAIT doesn't count)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -35,6 +35,7 @@ def configure_logging(level: int = logging.INFO) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         force=True,
     )
+    logging.getLogger("httpx2").setLevel(logging.WARNING)
 
 
 def build_server(app: ASGIApp, *, port: int, access_log: bool = False) -> uvicorn.Server:

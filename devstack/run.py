@@ -1,0 +1,273 @@
+"""`make run`: the whole devstack - identity endpoint, two Scheduler regions, and the Functions host.
+
+    python -m devstack.run [--app-dir .] [--host-port 7071]
+
+Creates local.settings.json from local.settings.json.example when missing,
+reads the ports and secrets from it (an exported environment variable wins,
+as with Core Tools), starts every stand-in as a subprocess logging to
+.devstack/logs/, prints curl commands to try, and on Ctrl-C or SIGTERM stops
+them all - host first, so no request is cut off mid-call to a region. If any
+of them dies on its own, the rest are stopped too and the exit code is 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import secrets
+import shlex
+import signal
+import sys
+import threading
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import FrameType
+from urllib.parse import urlsplit
+
+from devstack.local_settings import ensure_local_settings, read_local_settings
+from devstack.processes import (
+    REPO_ROOT,
+    ManagedProcess,
+    ProcessStartError,
+    port_is_free,
+    start_host,
+    start_identity,
+    start_scheduler,
+)
+from devstack.serving import configure_logging
+
+_LOGGER = logging.getLogger(__name__)
+
+REGION_NAMES = ("eastus", "westus")
+STATE_DIR_NAME = ".devstack"
+_WATCH_SECONDS = 0.5
+
+
+class DevstackConfigError(ValueError):
+    """A setting `make run` needs is missing or unusable."""
+
+
+@dataclass(frozen=True)
+class DevstackPlan:
+    """Ports and secrets for one `make run`, all derived from local.settings.json and the environment."""
+
+    scheduler_ports: tuple[int, ...]
+    identity_port: int
+    host_port: int
+    audience: str
+    signing_key: str
+    identity_header: str
+    scheduler_client_id: str
+    scheduler_api_key: str
+    function_key: str
+    master_key: str
+
+
+def plan_from_settings(values: dict[str, str], *, host_port: int) -> DevstackPlan:
+    """Derive the plan; environment variables override file values, like app settings do."""
+
+    def setting(name: str) -> str:
+        value = os.environ.get(name) or values.get(name, "")
+        if not value:
+            raise DevstackConfigError(f"{name} is not set in local.settings.json or the environment")
+        return value
+
+    endpoints = [e.strip() for e in setting("SCHEDULER_ENDPOINTS").split(",") if e.strip()]
+    scope = setting("SCHEDULER_TOKEN_SCOPE")
+    return DevstackPlan(
+        scheduler_ports=tuple(_loopback_port(endpoint, "SCHEDULER_ENDPOINTS") for endpoint in endpoints),
+        identity_port=_loopback_port(setting("IDENTITY_ENDPOINT"), "IDENTITY_ENDPOINT"),
+        host_port=host_port,
+        audience=scope.removesuffix("/.default"),
+        signing_key=setting("DEVSTACK_SIGNING_KEY"),
+        identity_header=setting("IDENTITY_HEADER"),
+        scheduler_client_id=setting("SCHEDULER_CLIENT_ID"),
+        scheduler_api_key=setting("SCHEDULER_API_KEY"),
+        function_key=os.environ.get("DEVSTACK_FUNCTION_KEY") or values.get("DEVSTACK_FUNCTION_KEY") or "",
+        master_key=os.environ.get("DEVSTACK_MASTER_KEY") or values.get("DEVSTACK_MASTER_KEY") or "",
+    )
+
+
+def _loopback_port(url: str, setting: str) -> int:
+    parts = urlsplit(url)
+    if parts.hostname not in ("127.0.0.1", "localhost") or parts.port is None:
+        raise DevstackConfigError(
+            f"{setting} must point at 127.0.0.1 with an explicit port for the devstack: {url}"
+        )
+    return parts.port
+
+
+def region_name(index: int) -> str:
+    return REGION_NAMES[index] if index < len(REGION_NAMES) else f"region{index + 1}"
+
+
+def start_devstack(plan: DevstackPlan, *, app_dir: Path, state_dir: Path) -> list[ManagedProcess]:
+    """Start everything, in dependency order; on any failure stop what was started and re-raise."""
+    busy = [p for p in (*plan.scheduler_ports, plan.identity_port, plan.host_port) if not port_is_free(p)]
+    if busy:
+        raise DevstackConfigError(f"ports already in use: {busy} (is another devstack still running?)")
+    log_dir = state_dir / "logs"
+    started: list[ManagedProcess] = []
+    try:
+        started.append(
+            start_identity(
+                port=plan.identity_port,
+                log_dir=log_dir,
+                header_secret=plan.identity_header,
+                signing_key=plan.signing_key,
+                wait=False,
+            )
+        )
+        for index, port in enumerate(plan.scheduler_ports):
+            started.append(
+                start_scheduler(
+                    port=port,
+                    region=region_name(index),
+                    log_dir=log_dir,
+                    signing_key=plan.signing_key,
+                    client_id=plan.scheduler_client_id,
+                    api_key=plan.scheduler_api_key,
+                    audience=plan.audience,
+                    state_file=state_dir / "scheduler.sqlite3",
+                    wait=False,
+                )
+            )
+        for process in started:
+            process.wait_ready()
+        started.append(
+            start_host(
+                port=plan.host_port,
+                log_dir=log_dir,
+                app_dir=app_dir,
+                env={"DEVSTACK_FUNCTION_KEY": plan.function_key, "DEVSTACK_MASTER_KEY": plan.master_key},
+            )
+        )
+    except BaseException:
+        stop_devstack(started)
+        raise
+    return started
+
+
+def stop_devstack(processes: list[ManagedProcess]) -> None:
+    """Stop in reverse start order: the host first, the identity endpoint last."""
+    for process in reversed(processes):
+        process.stop()
+
+
+def curl_examples(plan: DevstackPlan) -> list[str]:
+    """Ready-to-paste commands against the running host."""
+    base = f"http://127.0.0.1:{plan.host_port}/api"
+    key = plan.function_key
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
+    body = (
+        '{"participants":["alice@example.com","bob@example.com"],'
+        f'"start_time":"{tomorrow.strftime("%Y-%m-%dT%H:%M:%SZ")}","topic":"Quarterly review"}}'
+    )
+    return [
+        "# schedule a conversation",
+        f'curl -s -X POST "{base}/tools/scheduleConversation?code={key}" '
+        f"-H 'content-type: application/json' -d {shlex.quote(body)}",
+        "# list the tools the Scheduler offers",
+        f'curl -s "{base}/tools?code={key}"',
+        "# status of a conversation (use the conversation_id from the first command)",
+        f'curl -s "{base}/conversations/<conversation_id>/status?code={key}"',
+        "# health",
+        f'curl -s "{base}/health?code={key}"',
+    ]
+
+
+def _print_banner(plan: DevstackPlan, processes: list[ManagedProcess]) -> None:
+    lines = ["", "Scheduler Bridge devstack is running:"]
+    for process in processes:
+        lines.append(f"  {process.name:<18} {process.url:<24} log: {_relative(process.log_path)}")
+    lines += [
+        "",
+        f"Function key: {plan.function_key}",
+        "",
+        *curl_examples(plan),
+        "",
+        "Press Ctrl-C to stop.",
+        "",
+    ]
+    print("\n".join(lines), flush=True)
+
+
+def _relative(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _wait_for_stop_or_crash(processes: list[ManagedProcess]) -> ManagedProcess | None:
+    """Block until SIGINT/SIGTERM (returns None) or until a process exits by itself (returns it)."""
+    stop_requested = threading.Event()
+
+    def request_stop(signum: int, _frame: FrameType | None) -> None:
+        _LOGGER.info("received %s; stopping", signal.Signals(signum).name)
+        stop_requested.set()
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while not stop_requested.wait(_WATCH_SECONDS):
+            for process in processes:
+                if not process.is_running():
+                    return process
+        return None
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m devstack.run", description=__doc__.splitlines()[0])
+    parser.add_argument("--app-dir", type=Path, default=REPO_ROOT)
+    parser.add_argument("--host-port", type=int, default=7071)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse_args(argv)
+    configure_logging()
+    app_dir: Path = args.app_dir.resolve()
+    settings_path, created = ensure_local_settings(app_dir)
+    if created:
+        print(f"Created {settings_path} from local.settings.json.example", flush=True)
+    plan = plan_from_settings(read_local_settings(settings_path), host_port=args.host_port)
+    if not plan.function_key or not plan.master_key:
+        plan = _with_generated_keys(plan)
+    state_dir = app_dir / STATE_DIR_NAME
+    try:
+        processes = start_devstack(plan, app_dir=app_dir, state_dir=state_dir)
+    except (DevstackConfigError, ProcessStartError) as exc:
+        print(f"devstack failed to start: {exc}", file=sys.stderr, flush=True)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted while starting; stopped everything.", file=sys.stderr, flush=True)
+        return 130
+    try:
+        _print_banner(plan, processes)
+        crashed = _wait_for_stop_or_crash(processes)
+    finally:
+        stop_devstack(processes)
+    if crashed is not None:
+        print(
+            f"{crashed.name} exited unexpectedly; stopped the rest. Its log:\n{crashed.log_tail()}",
+            file=sys.stderr,
+        )
+        return 1
+    print("devstack stopped.", flush=True)
+    return 0
+
+
+def _with_generated_keys(plan: DevstackPlan) -> DevstackPlan:
+    function_key = plan.function_key or secrets.token_urlsafe(24)
+    master_key = plan.master_key or secrets.token_urlsafe(24)
+    print("DEVSTACK_FUNCTION_KEY/DEVSTACK_MASTER_KEY not set; generated keys for this run.", flush=True)
+    return replace(plan, function_key=function_key, master_key=master_key)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
