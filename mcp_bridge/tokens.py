@@ -28,7 +28,7 @@ from .problems import IdentityUnavailable
 _LOGGER = logging.getLogger(__name__)
 
 EXPIRY_SAFETY_SECONDS = 10.0
-"""A token this close to expiry is treated as expired: it could die in flight."""
+"""A token this close to expiry (or a tenth of its life, if shorter) is treated as expired."""
 MAX_REFRESH_AHEAD_SECONDS = 300.0
 RETRY_AFTER_FAILURE_SECONDS = 5.0
 ACQUIRE_TIMEOUT_SECONDS = 10.0
@@ -75,6 +75,7 @@ class TokenProvider:
         self._acquire_timeout = acquire_timeout
         self._token: AccessTokenInfo | None = None
         self._refresh_at = 0.0
+        self._usable_until = 0.0
         self._next_attempt_at = 0.0
         self._inflight: asyncio.Task[AccessTokenInfo] | None = None
         self._last_error: str | None = None
@@ -84,7 +85,7 @@ class TokenProvider:
         """A valid token, from cache when possible. Raises `IdentityUnavailable`."""
         now = self._clock()
         token = self._token
-        if token is not None and now < token.expires_on - EXPIRY_SAFETY_SECONDS:
+        if token is not None and now < self._usable_until:
             if now >= self._refresh_at and now >= self._next_attempt_at:
                 self._start_refresh()
             return token.token
@@ -155,6 +156,8 @@ class TokenProvider:
         self._last_error = None
         self.refreshes += 1
         self._refresh_at = self._plan_refresh(token, started)
+        lifetime = max(0.0, token.expires_on - started)
+        self._usable_until = token.expires_on - min(EXPIRY_SAFETY_SECONDS, lifetime / 10)
         _LOGGER.info("Token refreshed; expires in %.0f s", token.expires_on - self._clock())
         return token
 
