@@ -1,9 +1,10 @@
 """The call path: choose an endpoint, validate, call the tool over MCP, map what happened.
 
-A request flows one way: allowlist → deadline → endpoint → catalog and schema check → `tools/call`
-→ result or problem. Whether a failed call may be repeated is decided from what the wire saw
-(`WireTrace`), never from exception text: a call moves on only when it provably never reached the
-server, or when the tool says repeating it is harmless.
+A request flows one way: allowlist → deadline → endpoint (by health) → catalog and schema check
+→ `tools/call` → result or problem. Whether a failed call may be repeated is decided from what the
+wire saw (`WireTrace`), never from exception text. A call moves to the next endpoint only when
+(a) it provably never reached the server, or (b) the failure is ambiguous and the tool's
+annotations say repeating it is harmless. A non-idempotent call is never run twice.
 """
 
 from __future__ import annotations
@@ -11,14 +12,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx2
 import mcp_types as types
 from mcp import Client, MCPError
 
-from .catalog import CatalogTool
+from . import retry
+from .catalog import CatalogTool, ToolCatalog
+from .health import HealthBoard
 from .problems import (
     DeadlineExceeded,
     IdentityUnavailable,
@@ -39,6 +43,8 @@ from .wire import SYNTHETIC_STATUS, WireTrace, current_trace
 _LOGGER = logging.getLogger(__name__)
 
 _MAX_UPSTREAM_MESSAGE = 300
+_AMBIGUOUS_STATUSES = (SYNTHETIC_STATUS, 502, 503, 504)
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -50,12 +56,34 @@ class ToolCallOutcome:
     protocol_version: str | None
 
 
-class _TryNextEndpoint(Exception):
-    """This endpoint failed in a way that is safe to repeat elsewhere."""
+@dataclass(frozen=True)
+class Attempt:
+    """One try at one endpoint: where, which try, and how long it may take."""
 
-    def __init__(self, problem: Problem) -> None:
+    session: UpstreamSession
+    number: int
+    deadline: float
+    last_chance: bool
+
+    def limit(self, *, splittable: bool) -> float | None:
+        """Seconds this step may take, or None for "until the call's deadline".
+
+        A step that is safe to abandon gets half of what is left when another attempt could
+        follow, so one black-holed endpoint cannot eat the whole deadline. Anything else runs to
+        the deadline itself, which answers 504.
+        """
+        if self.last_chance or not splittable:
+            return None
+        return max(0.0, self.deadline - asyncio.get_running_loop().time()) / 2
+
+
+class _Retryable(Exception):
+    """Failed in a way that is safe to repeat (on the next endpoint, or the same after a wait)."""
+
+    def __init__(self, problem: Problem, *, retry_after: float | None = None) -> None:
         super().__init__(problem.detail)
         self.problem = problem
+        self.retry_after = retry_after
 
 
 class SchedulerBridge:
@@ -78,35 +106,40 @@ class SchedulerBridge:
             )
             for url in settings.scheduler_endpoints
         ]
+        self.sessions = {session.url: session for session in self.endpoints}
+        self.health = HealthBoard(settings.scheduler_endpoints)
+        self.budget = retry.RetryBudget()
 
     # -- public operations --------------------------------------------------------------------
 
     async def list_tools(self) -> tuple[str, list[CatalogTool]]:
         """The active endpoint's tools, allowlist applied."""
 
-        async def attempt(session: UpstreamSession) -> tuple[str, list[CatalogTool]]:
-            catalog = await self._catalog(session)
+        async def op(attempt: Attempt) -> tuple[str, list[CatalogTool]]:
+            catalog = await self._catalog(attempt)
             allowed = [tool for name, tool in catalog.tools.items() if self.settings.tool_is_allowed(name)]
-            return session.url, allowed
+            return attempt.session.url, allowed
 
-        return await self._with_deadline(self._across_endpoints(attempt))
+        return await self._run(op)
 
     async def call_tool(self, name: str, arguments: dict[str, Any]) -> ToolCallOutcome:
-        """Call `name` on the highest-priority endpoint that can take it. Raises `Problem`s."""
+        """Call `name` on the best endpoint that can take it. Raises `Problem`s."""
         if not self.settings.tool_is_allowed(name):
             raise ToolNotAllowed(f"the tool {name!r} is not on this bridge's allowlist", tool=name)
         attempts = 0
 
-        async def attempt(session: UpstreamSession) -> ToolCallOutcome:
+        async def op(attempt: Attempt) -> ToolCallOutcome:
             nonlocal attempts
-            attempts += 1
-            result = await self._call_on(session, name, arguments)
-            return ToolCallOutcome(name, session.url, result, attempts, session.protocol_version)
+            attempts = attempt.number
+            result = await self._call_on(attempt, name, arguments)
+            return ToolCallOutcome(
+                name, attempt.session.url, result, attempt.number, attempt.session.protocol_version
+            )
 
         started = time.perf_counter()
         outcome = "error"
         try:
-            result = await self._with_deadline(self._across_endpoints(attempt))
+            result = await self._run(op)
             outcome = "tool_error" if result.result.is_error else "ok"
         except Problem as problem:
             outcome = problem.slug
@@ -137,35 +170,59 @@ class SchedulerBridge:
 
     # -- the attempt loop ---------------------------------------------------------------------
 
-    async def _with_deadline(self, work: Any) -> Any:
+    async def _run(self, op: Callable[[Attempt], Awaitable[_T]]) -> _T:
         timeout = self.settings.scheduler_timeout_seconds
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
         try:
-            async with asyncio.timeout(timeout) as deadline:
-                return await work
+            async with asyncio.timeout_at(deadline) as scope:
+                return await self._attempts(op, deadline)
         except TimeoutError:
-            if deadline.expired():
+            if scope.expired():
                 raise DeadlineExceeded(
                     f"the Scheduler did not answer within {timeout:g} s", timeout_seconds=timeout
                 ) from None
             raise
 
-    async def _across_endpoints(self, attempt: Any) -> Any:
-        last: Problem | None = None
-        for session in self.endpoints:
+    async def _attempts(self, op: Callable[[Attempt], Awaitable[_T]], deadline: float) -> _T:
+        order, panic = self.health.order()
+        if panic:
+            _LOGGER.warning("No endpoint is healthy; trying all of them in priority order")
+        self.budget.record_request()
+        loop = asyncio.get_running_loop()
+        for number in range(1, retry.MAX_ATTEMPTS + 1):
+            url = order[(number - 1) % len(order)]
+            last_chance = number == retry.MAX_ATTEMPTS
+            attempt = Attempt(self.sessions[url], number, deadline, last_chance)
             try:
-                return await attempt(session)
-            except _TryNextEndpoint as failure:
-                _LOGGER.warning("Endpoint %s failed safely (%s); trying the next", session.url, failure)
-                last = failure.problem
-        raise last or Unavailable("no Scheduler endpoint is configured")
+                result = await op(attempt)
+            except _Retryable as failure:
+                self.health.record_call(url, ok=False)
+                next_url = order[number % len(order)]
+                wait = retry.wait_before(
+                    number,
+                    retry_after=failure.retry_after if next_url == url else None,
+                    remaining=deadline - loop.time(),
+                )
+                if last_chance or wait is None or not self.budget.try_spend():
+                    raise failure.problem from None
+                _LOGGER.warning("Attempt %d at %s failed safely (%s); retrying", number, url, failure)
+                await retry.sleep(wait)
+                continue
+            except (UpstreamFailed, Unavailable) as problem:
+                if not isinstance(problem, IdentityUnavailable):
+                    self.health.record_call(url, ok=False)
+                raise
+            self.health.record_call(url, ok=True)
+            return result
+        raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _call_on(
-        self, session: UpstreamSession, name: str, arguments: dict[str, Any]
-    ) -> types.CallToolResult:
-        catalog = await self._catalog(session)
+    async def _call_on(self, attempt: Attempt, name: str, arguments: dict[str, Any]) -> types.CallToolResult:
+        session = attempt.session
+        catalog = await self._catalog(attempt)
         tool = catalog.tools.get(name)
         if tool is None:
-            catalog = await self._catalog(session, missing=name)
+            catalog = await self._catalog(attempt, missing=name)
             tool = catalog.tools.get(name)
         if tool is None:
             raise ToolNotFound(f"the Scheduler has no tool named {name!r}", tool=name)
@@ -176,28 +233,38 @@ class SchedulerBridge:
                 tool=name,
                 violations=violations,
             )
-        client = await self._client(session)
-        result, trace = await _traced(client.call_tool(name, arguments))
+        client = await self._client(attempt)
+        limit = attempt.limit(splittable=tool.idempotent)
+        result, trace = await _traced(client.call_tool(name, arguments), limit)
         if isinstance(result, types.CallToolResult):
             return result
-        if trace.session_lost or (trace.last_status == 404 and session.has_session_id):
+        if trace.last_status == 404 and session.has_session_id:
             # The server forgot our session (restart, idle expiry): it never ran the call.
             _LOGGER.info("Session lost at %s; reconnecting once", session.url)
             client = await self._reconnect(session, client)
-            result, trace = await _traced(client.call_tool(name, arguments))
+            result, trace = await _traced(
+                client.call_tool(name, arguments), attempt.limit(splittable=tool.idempotent)
+            )
             if isinstance(result, types.CallToolResult):
                 return result
         raise self._failure(result, trace, session, tool)
 
     # -- sessions, tokens and catalogs, with failures classified -------------------------------
 
-    async def _client(self, session: UpstreamSession) -> Client:
+    async def _client(self, attempt: Attempt) -> Client:
         if self.tokens is not None:
             await self.tokens.get_token()  # fail fast with 503 before touching the session
+        session = attempt.session
         try:
-            return await session.client()
+            async with asyncio.timeout(attempt.limit(splittable=True)) as scope:
+                return await session.client()
         except ConnectFailed as failure:
             raise self._connect_failure(failure) from None
+        except TimeoutError:
+            if not scope.expired():
+                raise
+            # Opening a session runs no tool, so giving up on a slow one is always safe.
+            raise _Retryable(Unavailable(f"opening a session with {session.url} timed out")) from None
 
     async def _reconnect(self, session: UpstreamSession, stale: Client) -> Client:
         try:
@@ -205,19 +272,25 @@ class SchedulerBridge:
         except ConnectFailed as failure:
             raise self._connect_failure(failure) from None
 
-    async def _catalog(self, session: UpstreamSession, *, missing: str | None = None) -> Any:
-        await self._client(session)
+    async def _catalog(self, attempt: Attempt, *, missing: str | None = None) -> ToolCatalog:
+        await self._client(attempt)
+        session = attempt.session
         try:
-            return await session.catalog(missing=missing)
+            async with asyncio.timeout(attempt.limit(splittable=True)) as scope:
+                return await session.catalog(missing=missing)
         except ConnectFailed as failure:
             raise self._connect_failure(failure) from None
+        except TimeoutError:
+            if not scope.expired():
+                raise
+            raise _Retryable(UpstreamFailed(f"listing tools at {session.url} timed out")) from None
         except (MCPError, httpx2.HTTPError, RuntimeError, ValueError) as exc:
             # tools/list is read-only: any failure is safe to repeat on the next endpoint.
-            raise _TryNextEndpoint(
+            raise _Retryable(
                 UpstreamFailed(f"listing tools at {session.url} failed ({type(exc).__name__})")
             ) from None
 
-    def _connect_failure(self, failure: ConnectFailed) -> Problem | _TryNextEndpoint:
+    def _connect_failure(self, failure: ConnectFailed) -> Problem | _Retryable:
         trace = failure.trace
         if trace.identity_error is not None:
             return _as_problem(trace.identity_error)
@@ -227,13 +300,14 @@ class SchedulerBridge:
                 endpoint=failure.url,
             )
         # Opening a session runs no tool, so any failure here is safe to repeat elsewhere.
-        return _TryNextEndpoint(
-            Unavailable(f"no Scheduler endpoint is reachable (last: {failure.url})", retry_after=5)
+        return _Retryable(
+            Unavailable(f"no Scheduler endpoint is reachable (last tried: {failure.url})"),
+            retry_after=trace.retry_after,
         )
 
     def _failure(
         self, error: BaseException, trace: WireTrace, session: UpstreamSession, tool: CatalogTool
-    ) -> Problem | _TryNextEndpoint:
+    ) -> Problem | _Retryable:
         url = session.url
         if trace.identity_error is not None:
             return _as_problem(trace.identity_error)
@@ -242,17 +316,25 @@ class SchedulerBridge:
                 "the Scheduler rejected the bridge's credentials (401) even after a refresh", endpoint=url
             )
         if trace.never_sent:
-            return _TryNextEndpoint(Unavailable(f"no Scheduler endpoint is reachable (last: {url})"))
-        ambiguous = trace.failure is not None or trace.last_status in (SYNTHETIC_STATUS, 502, 503, 504)
+            return _Retryable(Unavailable(f"no Scheduler endpoint is reachable (last tried: {url})"))
+        ambiguous = (
+            isinstance(error, TimeoutError)
+            or trace.failure is not None
+            or trace.last_status in _AMBIGUOUS_STATUSES
+        )
         if ambiguous:
             if tool.idempotent:
-                return _TryNextEndpoint(
-                    UpstreamFailed(f"the Scheduler at {url} failed mid-call; the tool is safe to repeat")
-                )
+                if trace.last_status == 503 and trace.retry_after is not None:
+                    problem: Problem = Unavailable(
+                        f"the Scheduler at {url} is unavailable", retry_after=trace.retry_after
+                    )
+                else:
+                    problem = UpstreamFailed(f"the Scheduler at {url} failed mid-call", endpoint=url)
+                return _Retryable(problem, retry_after=trace.retry_after)
             return OutcomeUnknown(
                 f"the call to {tool.tool.name!r} failed after it reached the Scheduler at {url}; "
-                "the outcome at the Scheduler is unknown and the call was not repeated because the tool "
-                "is not idempotent",
+                "the outcome at the Scheduler is unknown, and the call was not repeated because the "
+                "tool is not idempotent",
                 tool=tool.tool.name,
                 endpoint=url,
             )
@@ -268,12 +350,17 @@ class SchedulerBridge:
         )
 
 
-async def _traced(call: Any) -> tuple[Any, WireTrace]:
-    """Run `call` with a fresh `WireTrace`; return its result, or the exception it raised."""
+async def _traced(call: Awaitable[Any], limit: float | None) -> tuple[Any, WireTrace]:
+    """Run `call` under a fresh `WireTrace` and a time limit; return its result or its exception."""
     trace = WireTrace()
     token = current_trace.set(trace)
     try:
-        return await call, trace
+        async with asyncio.timeout(limit) as scope:
+            return await call, trace
+    except TimeoutError as exc:
+        if not scope.expired():
+            raise
+        return exc, trace
     except (MCPError, httpx2.HTTPError, RuntimeError, ValueError) as exc:
         return exc, trace
     finally:

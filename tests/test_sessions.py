@@ -64,8 +64,8 @@ async def test_server_forgetting_the_session_reconnects_and_repeats_once(configu
 async def test_a_timed_out_call_does_not_tear_down_the_session(configure, functions, stack):
     await configure(endpoints=[stack.legacy.mcp_url], scheduler_timeout_seconds="1")
     assert (await functions.call_tool("listConversations", {})).status == 200
-    control(stack.legacy.url, "POST", "/_devstack/faults", {"hang": True, "times": 1, "tools": ["cancelConversation"]})
-    hung = asyncio.create_task(functions.call_tool("cancelConversation", {"conversation_id": "conv-x"}))
+    control(stack.legacy.url, "POST", "/_devstack/faults", {"hang": True, "times": 1, "tools": ["scheduleConversation"]})
+    hung = asyncio.create_task(functions.call_tool("scheduleConversation", schedule_arguments()))
     others = await asyncio.gather(*(functions.call_tool("listConversations", {}) for _ in range(10)))
     assert {reply.status for reply in others} == {200}
     assert (await hung).status == 504

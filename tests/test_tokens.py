@@ -34,6 +34,7 @@ async def test_token_is_refreshed_ahead_of_expiry_without_blocking_calls(configu
     assert (await functions.call_tool("listConversations", {})).status == 200
     bridge = await get_bridge()
     first = bridge.tokens.state()
+    first_token = bridge.tokens._token
     assert first.has_token and 0 < first.expires_in_seconds <= 4
     assert first.refresh_in_seconds < first.expires_in_seconds, "refresh is planned ahead of expiry"
     await asyncio.sleep(first.refresh_in_seconds + 0.1)
@@ -42,7 +43,9 @@ async def test_token_is_refreshed_ahead_of_expiry_without_blocking_calls(configu
     assert time.perf_counter() - started < 1.0
     await asyncio.sleep(0.3)  # the background refresh lands
     assert identity_requests(stack) == 2
-    assert bridge.tokens.state().expires_in_seconds > first.expires_in_seconds - 1
+    renewed = bridge.tokens._token
+    assert renewed.token != first_token.token
+    assert renewed.expires_on > first_token.expires_on
 
 
 async def test_identity_down_while_token_valid_causes_no_failures(configure, functions, stack):
