@@ -7,7 +7,8 @@ schedule may also be a TimeSpan (`00:05:00`, App Service plans only, but
 handy locally) or `%SETTING%`, resolved from the environment.
 
 Like the real host, a timer never overlaps itself and never replays every
-missed occurrence: when it falls behind it fires once with
+missed occurrence: when an invocation overruns the next occurrence (or the
+loop was blocked past it) the timer fires once right away with
 `past_due=True` and then continues from now. Exceptions are logged and the
 schedule carries on.
 """
@@ -18,7 +19,7 @@ import asyncio
 import logging
 import os
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -38,7 +39,7 @@ class TimerScheduleError(ValueError):
 
 @dataclass(frozen=True)
 class TimerSchedule:
-    """A parsed schedule: `next_after(t)` and `latest_at_or_before(t)` in UTC."""
+    """A parsed schedule; `next_after(t)` is the first occurrence strictly after `t` (UTC)."""
 
     expression: str
     interval: timedelta | None = None
@@ -48,15 +49,8 @@ class TimerSchedule:
             return moment + self.interval
         return croniter(self.expression, moment, second_at_beginning=True).get_next(datetime)
 
-    def latest_at_or_before(self, moment: datetime) -> datetime:
-        if self.interval is not None:
-            return moment
-        return croniter(self.expression, moment + timedelta(seconds=1), second_at_beginning=True).get_prev(
-            datetime
-        )
 
-
-def parse_schedule(schedule: str, environ: dict[str, str] | None = None) -> TimerSchedule:
+def parse_schedule(schedule: str, environ: Mapping[str, str] | None = None) -> TimerSchedule:
     """Parse NCRONTAB (6 fields, seconds first), a TimeSpan, or a `%SETTING%` naming either."""
     values = os.environ if environ is None else environ
     text = schedule.strip()
@@ -100,26 +94,36 @@ async def run_timer(
     last: datetime | None = None
     if run_on_startup:
         started = _now()
-        await _fire(name, invoke, scheduled=started, last=None, following=schedule.next_after(started))
+        await _fire(
+            name, invoke, scheduled=started, last=None, following=schedule.next_after(started), behind=False
+        )
         last = started
     scheduled = schedule.next_after(_now())
+    behind = False
     while True:
         delay = (scheduled - _now()).total_seconds()
         if delay > 0:
             await asyncio.sleep(delay)
         following = schedule.next_after(scheduled)
-        await _fire(name, invoke, scheduled=scheduled, last=last, following=following)
+        await _fire(name, invoke, scheduled=scheduled, last=last, following=following, behind=behind)
         last = scheduled
         now = _now()
-        # Fell behind (a slow run, a paused process): fire once for the latest missed occurrence.
-        scheduled = following if following > now else schedule.latest_at_or_before(now)
+        # Overran the next occurrence: fire once right away, marked past due, then carry on from now.
+        behind = following <= now
+        scheduled = now if behind else following
 
 
 async def _fire(
-    name: str, invoke: TimerInvoker, *, scheduled: datetime, last: datetime | None, following: datetime
+    name: str,
+    invoke: TimerInvoker,
+    *,
+    scheduled: datetime,
+    last: datetime | None,
+    following: datetime,
+    behind: bool,
 ) -> None:
     fired_at = _now()
-    past_due = fired_at - scheduled > PAST_DUE_TOLERANCE
+    past_due = behind or fired_at - scheduled > PAST_DUE_TOLERANCE
     request = TimerRequest(
         past_due=past_due,
         schedule_status={

@@ -135,10 +135,6 @@ async def _wait_for_disconnect(receive: Receive) -> None:
         pass
 
 
-class DroppedConnection(Exception):
-    """Raised after a started response so uvicorn aborts the connection mid-answer."""
-
-
 async def _fail(send: Send, plan: FaultPlan, *, default_status: int) -> None:
     if plan.drop_connection:
         await send(
@@ -149,7 +145,9 @@ async def _fail(send: Send, plan: FaultPlan, *, default_status: int) -> None:
             }
         )
         await send({"type": "http.response.body", "body": b'{"jsonrpc":', "more_body": True})
-        raise DroppedConnection("devstack fault: connection dropped mid-response")
+        # Returning with the body incomplete makes uvicorn close the socket: the client sees the
+        # connection drop mid-response (uvicorn logs one "without completing response" line).
+        return
     status = plan.status or default_status
     body = f"devstack injected fault: HTTP {status}\n".encode()
     headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())]

@@ -22,7 +22,8 @@ async def identity(identity_url: str) -> str:
     async with httpx2.AsyncClient(base_url=identity_url) as control:
         await control.post("/_devstack/reset")
         await control.post(
-            "/_devstack/config", json={"lifetime_seconds": 3600, "fail": False, "fail_status": 500, "delay_seconds": 0}
+            "/_devstack/config",
+            json={"lifetime_seconds": 3600, "fail": False, "fail_status": 500, "delay_seconds": 0},
         )
     return identity_url
 
@@ -48,10 +49,15 @@ async def test_token_response_has_the_app_service_shape(identity: str) -> None:
 
 
 async def test_user_assigned_identity_by_client_id(identity: str) -> None:
-    response = await request_token(identity, headers={"X-IDENTITY-HEADER": IDENTITY_HEADER}, client_id="abc-123")
+    response = await request_token(
+        identity, headers={"X-IDENTITY-HEADER": IDENTITY_HEADER}, client_id="abc-123"
+    )
 
     assert response.json()["client_id"] == "abc-123"
-    assert verify_access_token(response.json()["access_token"], SIGNING_KEY, audience=AUDIENCE)["appid"] == "abc-123"
+    assert (
+        verify_access_token(response.json()["access_token"], SIGNING_KEY, audience=AUDIENCE)["appid"]
+        == "abc-123"
+    )
 
 
 @pytest.mark.parametrize(
@@ -59,7 +65,9 @@ async def test_user_assigned_identity_by_client_id(identity: str) -> None:
     [
         pytest.param({}, {}, 400, id="missing-header"),
         pytest.param({"X-IDENTITY-HEADER": "wrong"}, {}, 401, id="wrong-header"),
-        pytest.param({"X-IDENTITY-HEADER": IDENTITY_HEADER}, {"api-version": "2018-02-01"}, 400, id="api-version"),
+        pytest.param(
+            {"X-IDENTITY-HEADER": IDENTITY_HEADER}, {"api-version": "2018-02-01"}, 400, id="api-version"
+        ),
         pytest.param({"X-IDENTITY-HEADER": IDENTITY_HEADER}, {"resource": ""}, 400, id="no-resource"),
     ],
 )
@@ -88,7 +96,9 @@ async def test_configured_failure_lifetime_and_counters(identity: str) -> None:
     assert invalid.status_code == 400
 
 
-async def test_real_azure_identity_credential_gets_a_token(identity: str, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_real_azure_identity_credential_gets_a_token(
+    identity: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The sync credential (azure-identity over MSAL) sends the same App Service request as the aio one."""
     monkeypatch.setenv("IDENTITY_ENDPOINT", f"{identity}/msi/token")
     monkeypatch.setenv("IDENTITY_HEADER", IDENTITY_HEADER)
