@@ -1,0 +1,11 @@
+"""Local, real-protocol stand-ins for the services Scheduler Bridge talks to. Never deployed.
+
+- `scheduler`: the reference Scheduler MCP server (one process per region), with
+  auth, protocol eras, counters and fault injection (`scheduler_*` modules).
+- `identity`: the App Service managed-identity token endpoint.
+- `host`: a local Azure Functions host for the v2 programming model (`host_*` modules).
+- `processes`: start/stop/kill/restart any of them as subprocesses (tests and `make run`).
+- `run`: `make run`, the whole stack with ready-to-paste curl commands.
+
+`mcp_bridge` never imports this package.
+"""

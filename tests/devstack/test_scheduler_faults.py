@@ -120,3 +120,17 @@ async def test_control_api_validates_and_clears(scheduler: SchedulerServer) -> N
         assert (await control.get("/_devstack/faults")).json()["plan"]["status"] == 503
         cleared = await control.delete("/_devstack/faults")
         assert cleared.json() == {"plan": None, "remaining": None}
+
+
+async def test_after_execute_in_a_stateful_legacy_session(legacy_scheduler: SchedulerServer) -> None:
+    """In the handshake era the POST answers over SSE; the fault still waits for the tool, then fails."""
+    before = (await counters(legacy_scheduler.url))["tool_calls"]["scheduleConversation"]  # type: ignore[index]
+    async with mcp_client(legacy_scheduler.mcp_url) as client:
+        await arm(legacy_scheduler, tools=["scheduleConversation"], after_execute=True, status=504)
+        with pytest.raises(Exception):  # noqa: B017 - the 504 reaches the caller as an MCP error
+            await client.call_tool("scheduleConversation", schedule_arguments())
+        still_usable = await client.call_tool("listConversations", {})
+
+    assert not still_usable.is_error
+    after = (await counters(legacy_scheduler.url))["tool_calls"]["scheduleConversation"]  # type: ignore[index]
+    assert after == before + 1
