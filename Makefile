@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+NODE_PREFIX := .devstack/node
+AZURITE := $(NODE_PREFIX)/node_modules/.bin/azurite-blob
+AZURITE_VERSION := 3.37.0
 
 .PHONY: install run test lint bench clean
 
@@ -11,7 +14,12 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
 	touch $(STAMP)
 
-install: $(STAMP)
+# Azurite (the storage emulator) comes from npm; Node and npm are on the machine.
+$(AZURITE):
+	mkdir -p $(NODE_PREFIX)
+	npm install --silent --no-audit --no-fund --prefix $(NODE_PREFIX) azurite@$(AZURITE_VERSION)
+
+install: $(STAMP) $(AZURITE)
 
 run: install
 	$(PY) -m devstack.run

@@ -6,7 +6,9 @@ can always index the functions, even when a setting is wrong.
 
 import azure.functions as func
 
+from mcp_bridge.health_api import bp as health_api
 from mcp_bridge.http_api import bp as http_api
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(http_api)
+app.register_functions(health_api)

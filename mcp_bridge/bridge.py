@@ -13,7 +13,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
 import httpx2
@@ -23,6 +23,7 @@ from mcp import Client, MCPError
 from . import retry
 from .catalog import CatalogTool, ToolCatalog
 from .health import HealthBoard
+from .probe import probe_interval_seconds
 from .problems import (
     DeadlineExceeded,
     IdentityUnavailable,
@@ -36,6 +37,7 @@ from .problems import (
     UpstreamFailed,
 )
 from .settings import BridgeSettings
+from .snapshot import BlobSnapshotStore, SnapshotFollower
 from .tokens import TokenProvider
 from .upstream import ConnectFailed, UpstreamSession
 from .wire import SYNTHETIC_STATUS, WireTrace, current_trace
@@ -109,6 +111,34 @@ class SchedulerBridge:
         self.sessions = {session.url: session for session in self.endpoints}
         self.health = HealthBoard(settings.scheduler_endpoints)
         self.budget = retry.RetryBudget()
+        self.snapshot_store: BlobSnapshotStore | None = None
+        self.snapshot_follower: SnapshotFollower | None = None
+
+    def share_health_through(self, store: BlobSnapshotStore) -> None:
+        self.snapshot_store = store
+        self.snapshot_follower = SnapshotFollower(store, ttl=self.settings.health_snapshot_ttl_seconds)
+
+    async def publish_health(self) -> None:
+        """Write this view's probe results for the other instances (the probing instance only)."""
+        if self.snapshot_store is None:
+            return
+        snapshot = self.health.snapshot()
+        snapshot["probe_interval_seconds"] = probe_interval_seconds(self.settings.health_probe_schedule)
+        try:
+            await self.snapshot_store.write(snapshot)
+        except Exception as exc:
+            _LOGGER.warning("Writing the health snapshot failed: %s", type(exc).__name__)
+
+    def describe_health(self) -> dict[str, Any]:
+        view = self.health.describe()
+        view["token"] = None if self.tokens is None else asdict(self.tokens.state())
+        view["snapshot"] = {
+            "source": self.health.snapshot_source,
+            "age_seconds": self.health.snapshot_age_seconds,
+            "shared": self.snapshot_store is not None,
+            "last_error": None if self.snapshot_follower is None else self.snapshot_follower.last_error,
+        }
+        return view
 
     # -- public operations --------------------------------------------------------------------
 
@@ -164,6 +194,8 @@ class SchedulerBridge:
     async def aclose(self) -> None:
         for session in self.endpoints:
             await session.aclose()
+        if self.snapshot_store is not None:
+            await self.snapshot_store.aclose()
         await self.http_client.aclose()
         if self.tokens is not None:
             await self.tokens.close()
@@ -185,6 +217,8 @@ class SchedulerBridge:
             raise
 
     async def _attempts(self, op: Callable[[Attempt], Awaitable[_T]], deadline: float) -> _T:
+        if self.snapshot_follower is not None:
+            self.snapshot_follower.maybe_refresh(self.health)
         order, panic = self.health.order()
         if panic:
             _LOGGER.warning("No endpoint is healthy; trying all of them in priority order")

@@ -115,8 +115,11 @@ def build_credential(settings: BridgeSettings) -> tuple[object, bool]:
 
 
 def build_bridge(settings: BridgeSettings) -> SchedulerBridge:
+    # httpx2 logs every request URL at INFO; a SAS URL's signature must not reach the logs.
+    logging.getLogger("httpx2").setLevel(logging.WARNING)
     tokens: TokenProvider | None = None
     auth: httpx2.Auth | None = None
+    credential: object | None = None
     if settings.scheduler_auth == "managed_identity":
         assert settings.scheduler_token_scope is not None
         credential, is_managed_identity = build_credential(settings)
@@ -143,4 +146,11 @@ def build_bridge(settings: BridgeSettings) -> SchedulerBridge:
         len(settings.scheduler_endpoints),
         settings.scheduler_auth,
     )
-    return SchedulerBridge(settings, scheduler_http_client(settings, auth), tokens=tokens)
+    bridge = SchedulerBridge(settings, scheduler_http_client(settings, auth), tokens=tokens)
+    if settings.has_shared_storage:
+        from .snapshot import BlobSnapshotStore
+
+        if settings.storage_connection_string is None and credential is None:
+            credential, _ = build_credential(settings)
+        bridge.share_health_through(BlobSnapshotStore(settings, credential=credential))
+    return bridge

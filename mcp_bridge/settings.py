@@ -68,12 +68,36 @@ class BridgeSettings(BaseSettings):
     max_request_bytes: int = Field(default=1_048_576, gt=0)
     tools_cache_ttl_seconds: float = Field(default=300.0, gt=0)
 
+    # Health probes and the shared snapshot
+    health_probe_schedule: str = "*/30 * * * * *"
+    health_probe_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    scheduler_ping_path: str = Field(default="/ping", pattern=r"^(/[^?#]*)?$")
+    health_snapshot_container: str = Field(
+        default="scheduler-bridge", pattern=r"^[a-z0-9](-?[a-z0-9]){2,62}$"
+    )
+    health_snapshot_blob: str = Field(default="health.json", min_length=1, max_length=1024)
+    health_snapshot_ttl_seconds: float = Field(default=10.0, gt=0)
+    health_auth_level: Literal["anonymous", "function", "admin"] = "function"
+    azurewebjobsstorage: SecretStr | None = None
+    azurewebjobsstorage__blobserviceuri: str | None = None
+    azurewebjobsstorage__accountname: str | None = None
+
     @field_validator(
         "scheduler_token_scope", "azure_client_id", "scheduler_client_id", "scheduler_api_key", mode="before"
     )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         # App settings cannot be deleted from a template, only blanked: "" means "not set".
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator(
+        "azurewebjobsstorage",
+        "azurewebjobsstorage__blobserviceuri",
+        "azurewebjobsstorage__accountname",
+        mode="before",
+    )
+    @classmethod
+    def _blank_storage_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("scheduler_endpoints", mode="before")
@@ -128,6 +152,23 @@ class BridgeSettings(BaseSettings):
     @cached_property
     def primary_endpoint(self) -> str:
         return self.scheduler_endpoints[0]
+
+    @property
+    def storage_connection_string(self) -> str | None:
+        return self.azurewebjobsstorage.get_secret_value() if self.azurewebjobsstorage else None
+
+    @property
+    def storage_blob_url(self) -> str | None:
+        """Identity-based storage (`AzureWebJobsStorage__blobServiceUri` or `__accountName`)."""
+        if self.azurewebjobsstorage__blobserviceuri:
+            return self.azurewebjobsstorage__blobserviceuri
+        if self.azurewebjobsstorage__accountname:
+            return f"https://{self.azurewebjobsstorage__accountname}.blob.core.windows.net"
+        return None
+
+    @property
+    def has_shared_storage(self) -> bool:
+        return bool(self.storage_connection_string or self.storage_blob_url)
 
     def tool_is_allowed(self, name: str) -> bool:
         return self.scheduler_allowed_tools is None or name in self.scheduler_allowed_tools

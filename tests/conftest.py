@@ -59,7 +59,11 @@ def devstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devstack]:
     started: list[Any] = []
     try:
         identity = start_identity(
-            port=free_port(), log_dir=log_dir, header_secret=IDENTITY_HEADER, signing_key=SIGNING_KEY, wait=False
+            port=free_port(),
+            log_dir=log_dir,
+            header_secret=IDENTITY_HEADER,
+            signing_key=SIGNING_KEY,
+            wait=False,
         )
         started.append(identity)
         east = start_scheduler(port=free_port(), region="eastus", state_file=state, wait=False, **common)
@@ -111,7 +115,9 @@ def stack(devstack: Devstack) -> Iterator[Devstack]:
 async def configure(monkeypatch: pytest.MonkeyPatch, stack: Devstack) -> AsyncIterator[Any]:
     """`await configure(endpoints=[...], **settings)`: app settings for a fresh shared bridge."""
 
-    async def apply(endpoints: list[str] | None = None, auth: str = "managed_identity", **settings: str) -> None:
+    async def apply(
+        endpoints: list[str] | None = None, auth: str = "managed_identity", **settings: str
+    ) -> None:
         values = {
             "SCHEDULER_ENDPOINTS": ",".join(endpoints or [stack.east.mcp_url, stack.west.mcp_url]),
             "SCHEDULER_AUTH": auth,
@@ -218,3 +224,56 @@ def schedule_arguments(topic: str = "Quarterly review") -> dict[str, Any]:
 def captured_logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
     caplog.set_level(logging.DEBUG)
     return caplog
+
+
+AZURITE_BIN = (
+    Path(__file__).resolve().parent.parent / ".devstack" / "node" / "node_modules" / ".bin" / "azurite-blob"
+)
+AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+
+@dataclass
+class Azurite:
+    port: int
+
+    @property
+    def connection_string(self) -> str:
+        return (
+            "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
+            f"AccountKey={AZURITE_KEY};BlobEndpoint=http://127.0.0.1:{self.port}/devstoreaccount1;"
+        )
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
+    """The real storage emulator from npm (installed by `make test`), blob service only."""
+    import subprocess
+    import time
+
+    assert AZURITE_BIN.exists(), "Azurite is missing: run `make test` (it installs it with npm)"
+    port = free_port()
+    workdir = tmp_path_factory.mktemp("azurite")
+    log = (workdir / "azurite.log").open("wb")
+    process = subprocess.Popen(
+        [str(AZURITE_BIN), "--blobHost", "127.0.0.1", "--blobPort", str(port), "--location", str(workdir),
+         "--silent", "--skipApiVersionCheck", "--loose", "--inMemoryPersistence"],
+        stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx2.get(f"http://127.0.0.1:{port}/devstoreaccount1?comp=list", timeout=1)
+                break
+            except httpx2.TransportError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"Azurite did not start; see {workdir / 'azurite.log'}") from None
+                time.sleep(0.1)
+        yield Azurite(port)
+    finally:
+        process.terminate()
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
