@@ -255,7 +255,7 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
     workdir = tmp_path_factory.mktemp("azurite")
     log = (workdir / "azurite.log").open("wb")
     process = subprocess.Popen(
-        [str(AZURITE_BIN), "--blobHost", "127.0.0.1", "--blobPort", str(port), "--location", str(workdir),
+        [str(AZURITE_BIN), "--blobHost", "127.0.0.1", "--blobPort", str(port),
          "--silent", "--skipApiVersionCheck", "--loose", "--inMemoryPersistence"],
         stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
