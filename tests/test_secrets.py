@@ -37,7 +37,7 @@ async def test_managed_identity_flow_keeps_token_and_identity_header_out_of_logs
     token = bridge.tokens._token.token  # the live bearer token the Scheduler saw
     assert [reply.status for reply in replies] == [200, 200, 400, 422, 502]
     assert "tool=scheduleConversation" in captured_logs.text, "the logs were really captured"
-    assert "HTTP Request" in captured_logs.text, "including the HTTP client's own debug lines"
+    assert "Sending client message" in captured_logs.text, "including the MCP transport's own debug lines"
     everything = captured_logs.text + "".join(reply.body.decode() + str(reply.headers) for reply in replies)
     assert_clean(everything, token, IDENTITY_HEADER, SIGNING_KEY, "Bearer ey")
     assert "Authorization" not in captured_logs.text or "REDACTED" in captured_logs.text
