@@ -60,6 +60,9 @@ class ManagedProcess:
     ready_path: str
     env: dict[str, str] = field(default_factory=dict)
     cwd: Path = REPO_ROOT
+    command: list[str] | None = None
+    """A non-Python program (Azurite) runs this instead of `python -m module`."""
+    ready_statuses: tuple[int, ...] = (200,)
     process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
     _log_file: IO[bytes] | None = field(default=None, init=False, repr=False)
 
@@ -85,7 +88,7 @@ class ManagedProcess:
         self._log_file.write(f"\n--- starting {self.name}: -m {self.module} on port {self.port}\n".encode())
         self._log_file.flush()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", self.module, *self.args],
+            [*(self.command or [sys.executable, "-m", self.module]), *self.args],
             cwd=self.cwd,
             env=self._child_env(),
             stdin=subprocess.DEVNULL,
@@ -108,7 +111,7 @@ class ManagedProcess:
                         f"{self.name} exited early (code {self._returncode()}):\n{self.log_tail()}"
                     )
                 try:
-                    if client.get(ready_url).status_code == 200:
+                    if client.get(ready_url).status_code in self.ready_statuses:
                         return
                 except httpx2.TransportError:
                     pass
@@ -317,5 +320,39 @@ def start_host(
         env=dict(env or {}),
         cwd=app_dir,
     )
+    _launch(process, wait=wait, ready_timeout=ready_timeout)
+    return process
+
+
+AZURITE_BLOB = REPO_ROOT / ".devstack" / "node" / "node_modules" / ".bin" / "azurite-blob"
+"""Installed by `make install` from npm."""
+
+
+def start_azurite(
+    *,
+    port: int,
+    log_dir: Path,
+    location: Path,
+    wait: bool = True,
+    ready_timeout: float = DEFAULT_READY_TIMEOUT_SECONDS,
+) -> ManagedProcess:
+    """Start Azurite's blob service (the real storage emulator); ready when the account answers.
+
+    An unauthenticated account request answers 403: that is Azurite up and checking signatures.
+    """
+    if not AZURITE_BLOB.exists():
+        raise ProcessStartError(f"Azurite is not installed at {AZURITE_BLOB}; run `make install`")
+    location.mkdir(parents=True, exist_ok=True)
+    process = ManagedProcess(
+        name="azurite",
+        module="azurite-blob",
+        command=[str(AZURITE_BLOB)],
+        args=["--blobHost", LOOPBACK_HOST, "--blobPort", str(port), "--location", str(location),
+              "--silent", "--skipApiVersionCheck", "--loose"],
+        port=port,
+        log_path=log_dir / "azurite.log",
+        ready_path="/devstoreaccount1?comp=list",
+        ready_statuses=(200, 403),
+    )  # fmt: skip
     _launch(process, wait=wait, ready_timeout=ready_timeout)
     return process

@@ -32,6 +32,7 @@ from devstack.processes import (
     ManagedProcess,
     ProcessStartError,
     port_is_free,
+    start_azurite,
     start_host,
     start_identity,
     start_scheduler,
@@ -63,6 +64,9 @@ class DevstackPlan:
     scheduler_api_key: str
     function_key: str
     master_key: str
+    azurite_port: int | None = None
+    """Set when AzureWebJobsStorage is `UseDevelopmentStorage=true`: Azurite's blob port."""
+    with_host: bool = True
 
 
 def plan_from_settings(values: dict[str, str], *, host_port: int) -> DevstackPlan:
@@ -87,7 +91,16 @@ def plan_from_settings(values: dict[str, str], *, host_port: int) -> DevstackPla
         scheduler_api_key=setting("SCHEDULER_API_KEY"),
         function_key=os.environ.get("DEVSTACK_FUNCTION_KEY") or values.get("DEVSTACK_FUNCTION_KEY") or "",
         master_key=os.environ.get("DEVSTACK_MASTER_KEY") or values.get("DEVSTACK_MASTER_KEY") or "",
+        azurite_port=AZURITE_BLOB_PORT if _uses_development_storage(values) else None,
     )
+
+
+AZURITE_BLOB_PORT = 10000
+
+
+def _uses_development_storage(values: dict[str, str]) -> bool:
+    storage = os.environ.get("AzureWebJobsStorage") or values.get("AzureWebJobsStorage", "")
+    return storage.replace(" ", "").lower() == "usedevelopmentstorage=true"
 
 
 def _loopback_port(url: str, setting: str) -> int:
@@ -105,7 +118,10 @@ def region_name(index: int) -> str:
 
 def start_devstack(plan: DevstackPlan, *, app_dir: Path, state_dir: Path) -> list[ManagedProcess]:
     """Start everything, in dependency order; on any failure stop what was started and re-raise."""
-    busy = [p for p in (*plan.scheduler_ports, plan.identity_port, plan.host_port) if not port_is_free(p)]
+    ports = [*plan.scheduler_ports, plan.identity_port]
+    ports += [plan.host_port] if plan.with_host else []
+    ports += [plan.azurite_port] if plan.azurite_port is not None else []
+    busy = [p for p in ports if not port_is_free(p)]
     if busy:
         raise DevstackConfigError(f"ports already in use: {busy} (is another devstack still running?)")
     log_dir = state_dir / "logs"
@@ -134,8 +150,16 @@ def start_devstack(plan: DevstackPlan, *, app_dir: Path, state_dir: Path) -> lis
                     wait=False,
                 )
             )
+        if plan.azurite_port is not None:
+            started.append(
+                start_azurite(
+                    port=plan.azurite_port, log_dir=log_dir, location=state_dir / "azurite", wait=False
+                )
+            )
         for process in started:
             process.wait_ready()
+        if not plan.with_host:
+            return started
         started.append(
             start_host(
                 port=plan.host_port,
@@ -184,9 +208,11 @@ def _print_banner(plan: DevstackPlan, processes: list[ManagedProcess]) -> None:
         lines.append(f"  {process.name:<18} {process.url:<24} log: {_relative(process.log_path)}")
     lines += [
         "",
-        f"Function key: {plan.function_key}",
-        "",
-        *curl_examples(plan),
+        *(
+            [f"Function key: {plan.function_key}", "", *curl_examples(plan)]
+            if plan.with_host
+            else ["Stand-ins only: now run `func start` in another terminal (Core Tools)."]
+        ),
         "",
         "Press Ctrl-C to stop.",
         "",
@@ -225,6 +251,11 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m devstack.run", description=__doc__.splitlines()[0])
     parser.add_argument("--app-dir", type=Path, default=REPO_ROOT)
     parser.add_argument("--host-port", type=int, default=7071)
+    parser.add_argument(
+        "--no-host",
+        action="store_true",
+        help="start only the stand-ins (Scheduler regions, identity, Azurite), for `func start`",
+    )
     return parser.parse_args(argv)
 
 
@@ -236,6 +267,8 @@ def main(argv: list[str] | None = None) -> int:
     if created:
         print(f"Created {settings_path} from local.settings.json.example", flush=True)
     plan = plan_from_settings(read_local_settings(settings_path), host_port=args.host_port)
+    if args.no_host:
+        plan = replace(plan, with_host=False)
     if not plan.function_key or not plan.master_key:
         plan = _with_generated_keys(plan)
     state_dir = app_dir / STATE_DIR_NAME
