@@ -1,0 +1,93 @@
+"""The same function_app.py over real HTTP, through the devstack Functions host with function keys."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx2
+import pytest
+
+from devstack.processes import ManagedProcess, free_port, start_host
+
+from .conftest import IDENTITY_HEADER, SCOPE, schedule_arguments, tool_calls
+
+FUNCTION_KEY = "host-test-function-key"
+MASTER_KEY = "host-test-master-key"
+
+
+@pytest.fixture(scope="module")
+def host(devstack, tmp_path_factory) -> Iterator[ManagedProcess]:
+    env = {
+        "SCHEDULER_ENDPOINTS": f"{devstack.east.mcp_url},{devstack.west.mcp_url}",
+        "SCHEDULER_AUTH": "managed_identity",
+        "SCHEDULER_TOKEN_SCOPE": SCOPE,
+        "IDENTITY_ENDPOINT": devstack.identity.token_url,
+        "IDENTITY_HEADER": IDENTITY_HEADER,
+        "HEALTH_PROBE_SCHEDULE": "*/1 * * * * *",
+        "AzureWebJobsStorage": "",
+        "DEVSTACK_FUNCTION_KEY": FUNCTION_KEY,
+        "DEVSTACK_MASTER_KEY": MASTER_KEY,
+        "FUNCTIONS_WORKER_RUNTIME": "python",
+    }
+    process = start_host(
+        port=free_port(),
+        log_dir=tmp_path_factory.mktemp("host"),
+        app_dir=Path(__file__).resolve().parent.parent,
+        env=env,
+    )
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def http(host) -> Iterator[httpx2.Client]:
+    with httpx2.Client(base_url=host.url, timeout=15) as client:
+        yield client
+
+
+def test_schedule_and_status_over_http_with_a_function_key(http, stack):
+    scheduled = http.post(
+        "/api/tools/scheduleConversation", params={"code": FUNCTION_KEY}, json=schedule_arguments()
+    )
+    assert scheduled.status_code == 200, scheduled.text
+    assert scheduled.headers["content-type"].startswith("application/json")
+    conversation_id = scheduled.json()["structuredContent"]["conversation_id"]
+    status = http.get(
+        f"/api/conversations/{conversation_id}/status", headers={"x-functions-key": FUNCTION_KEY}
+    )
+    assert status.status_code == 200
+    assert status.json()["status"]["status"] == "scheduled"
+    seeds = http.get("/api/conversation-status", params={"conversation_id": conversation_id, "code": FUNCTION_KEY})
+    assert seeds.status_code == 200
+    assert tool_calls(stack.east, "scheduleConversation") == 1
+
+
+@pytest.mark.parametrize("key", [None, "wrong-key"])
+def test_function_level_routes_need_the_key(http, stack, key):
+    params = {"code": key} if key else {}
+    reply = http.post("/api/tools/scheduleConversation", params=params, json=schedule_arguments())
+    assert reply.status_code == 401
+    assert tool_calls(stack.east, "scheduleConversation") == 0
+
+
+def test_problems_travel_as_problem_json(http):
+    reply = http.post("/api/tools/noSuchTool", params={"code": FUNCTION_KEY}, content=b"{}")
+    assert reply.status_code == 404
+    assert reply.headers["content-type"] == "application/problem+json"
+    assert reply.json()["instance"] == "/api/tools/noSuchTool"
+    wrong_method = http.get("/api/tools/scheduleConversation", params={"code": FUNCTION_KEY})
+    assert wrong_method.status_code in (404, 405)
+
+
+def test_the_timer_probes_on_its_schedule(http):
+    deadline = time.monotonic() + 10
+    while True:
+        body = http.get("/api/health", params={"code": FUNCTION_KEY}).json()
+        if all(endpoint["last_probe_at"] for endpoint in body["endpoints"]):
+            break
+        assert time.monotonic() < deadline, body
+        time.sleep(0.3)
+    assert body["status"] == "ok"
+    assert body["snapshot"]["source"] == "in-process"
