@@ -232,6 +232,7 @@ def start_scheduler(
     audience: str = "api://scheduler-devstack",
     era: str = "modern",
     state_file: Path | None = None,
+    tools_ttl_ms: int | None = None,
     wait: bool = True,
     ready_timeout: float = DEFAULT_READY_TIMEOUT_SECONDS,
 ) -> SchedulerProcess:
@@ -247,6 +248,8 @@ def start_scheduler(
     ]  # fmt: skip
     if state_file is not None:
         args += ["--state-file", str(state_file)]
+    if tools_ttl_ms is not None:
+        args += ["--tools-ttl-ms", str(tools_ttl_ms)]
     process = SchedulerProcess(
         name=f"scheduler-{region}",
         module="devstack.scheduler",

@@ -20,11 +20,14 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from mcp.server.caching import CacheHint
 from mcp.server.mcpserver import MCPServer
+from mcp.server.subscriptions import InMemorySubscriptionBus
 from starlette.applications import Starlette
 
 from devstack.conversations import ConversationStore, InMemoryConversationStore, SqliteConversationStore
 from devstack.scheduler_auth import SchedulerAuthMiddleware, SchedulerCredentials
+from devstack.scheduler_catalog import catalog_routes
 from devstack.scheduler_control import scheduler_control_routes
 from devstack.scheduler_counters import SchedulerCounters
 from devstack.scheduler_era import LegacyEraMiddleware, ProtocolEra
@@ -47,6 +50,8 @@ class SchedulerConfig:
     credentials: SchedulerCredentials
     era: ProtocolEra = "modern"
     state_file: Path | None = None
+    tools_ttl_ms: int = 60_000
+    """The `ttlMs` cache hint on tools/list (2026-07-28 clients honour it)."""
 
 
 def build_app(config: SchedulerConfig) -> Starlette:
@@ -58,7 +63,10 @@ def build_app(config: SchedulerConfig) -> Starlette:
         if config.state_file is not None
         else InMemoryConversationStore()
     )
+    bus = InMemorySubscriptionBus()
     server = MCPServer(
+        subscriptions=bus,
+        cache_hints={"tools/list": CacheHint(ttl_ms=config.tools_ttl_ms, scope="public")},
         name=SERVER_NAME,
         title="Scheduler (devstack reference)",
         description="Schedules conversations between participants.",
@@ -66,7 +74,9 @@ def build_app(config: SchedulerConfig) -> Starlette:
         instructions=f"Scheduler region {config.region}.",
     )
     register_scheduler_tools(server, store=store, counters=counters, region=config.region)
-    for route in scheduler_control_routes(region=config.region, counters=counters, faults=faults):
+    routes = scheduler_control_routes(region=config.region, counters=counters, faults=faults)
+    routes += catalog_routes(server=server, bus=bus, region=config.region)
+    for route in routes:
         server.custom_route(route.path, methods=sorted(route.methods or []))(route.endpoint)
 
     app = server.streamable_http_app(streamable_http_path=MCP_PATH)
@@ -97,6 +107,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--client-id", required=True)
     parser.add_argument("--api-key", required=True)
     parser.add_argument("--state-file", type=Path, default=None)
+    parser.add_argument("--tools-ttl-ms", type=int, default=60_000)
     return parser.parse_args(argv)
 
 
@@ -107,6 +118,7 @@ def main(argv: list[str] | None = None) -> None:
         region=args.region,
         era=args.era,
         state_file=args.state_file,
+        tools_ttl_ms=args.tools_ttl_ms,
         credentials=SchedulerCredentials(
             audience=args.audience,
             signing_key=args.signing_key,

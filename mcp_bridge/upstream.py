@@ -65,6 +65,7 @@ class UpstreamSession:
         self._catalog: ToolCatalog | None = None
         self._catalog_task: asyncio.Task[ToolCatalog] | None = None
         self._catalog_generation = -1
+        self._last_miss_refresh = float("-inf")
         self.connections_opened = 0
         self.protocol_version: str | None = None
 
@@ -109,8 +110,10 @@ class UpstreamSession:
                 self._refresh_catalog(client)
             return catalog
         if catalog is not None and current and missing is not None:
-            if missing in catalog.tools or time.monotonic() - catalog.fetched_at < MIN_MISS_REFRESH_INTERVAL:
+            recently = time.monotonic() - self._last_miss_refresh < MIN_MISS_REFRESH_INTERVAL
+            if missing in catalog.tools or recently:
                 return catalog
+            self._last_miss_refresh = time.monotonic()
         return await asyncio.shield(self._refresh_catalog(client))
 
     def invalidate_catalog(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import socket
 import sqlite3
 import threading
@@ -182,7 +183,7 @@ def test_flapping_changes_the_active_endpoint_at_most_once_per_ejection_window()
         if current != active:
             changes.append(now[0])
             active = current
-    gaps = [b - a for a, b in zip(changes, changes[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(changes)]
     assert all(gap >= 27 for gap in gaps), changes  # 30 s ejection, minus jitter
 
 

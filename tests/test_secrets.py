@@ -22,7 +22,12 @@ async def exercise(functions, stack) -> list:
         await functions.call_tool("scheduleConversation", {"participants": []}),
         await functions.status("conv-missing"),
     ]
-    control(stack.east.url, "POST", "/_devstack/faults", {"status": 401, "times": 2, "tools": ["listConversations"]})
+    control(
+        stack.east.url,
+        "POST",
+        "/_devstack/faults",
+        {"status": 401, "times": 2, "tools": ["listConversations"]},
+    )
     replies.append(await functions.call_tool("listConversations", {}))
     return replies
 
@@ -52,7 +57,9 @@ async def test_api_key_flow_keeps_the_key_out_of_logs(configure, functions, stac
     assert_clean(everything, API_KEY)
 
 
-async def test_misconfiguration_names_settings_but_not_their_values(configure, functions, monkeypatch, captured_logs):
+async def test_misconfiguration_names_settings_but_not_their_values(
+    configure, functions, monkeypatch, captured_logs
+):
     await configure()
     monkeypatch.setenv("SCHEDULER_AUTH", "api_key")
     monkeypatch.setenv("SCHEDULER_API_KEY", "")

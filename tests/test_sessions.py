@@ -55,7 +55,12 @@ async def test_handshake_era_server_restarted_between_calls_is_invisible(configu
 async def test_server_forgetting_the_session_reconnects_and_repeats_once(configure, functions, stack):
     await configure(endpoints=[stack.legacy.mcp_url])
     assert (await functions.call_tool("listConversations", {})).status == 200
-    control(stack.legacy.url, "POST", "/_devstack/faults", {"status": 404, "times": 1, "tools": ["listConversations"]})
+    control(
+        stack.legacy.url,
+        "POST",
+        "/_devstack/faults",
+        {"status": 404, "times": 1, "tools": ["listConversations"]},
+    )
     reply = await functions.call_tool("listConversations", {})
     assert reply.status == 200, reply.body
     assert tool_calls(stack.legacy, "listConversations") == 2
@@ -64,7 +69,12 @@ async def test_server_forgetting_the_session_reconnects_and_repeats_once(configu
 async def test_a_timed_out_call_does_not_tear_down_the_session(configure, functions, stack):
     await configure(endpoints=[stack.legacy.mcp_url], scheduler_timeout_seconds="1")
     assert (await functions.call_tool("listConversations", {})).status == 200
-    control(stack.legacy.url, "POST", "/_devstack/faults", {"hang": True, "times": 1, "tools": ["scheduleConversation"]})
+    control(
+        stack.legacy.url,
+        "POST",
+        "/_devstack/faults",
+        {"hang": True, "times": 1, "tools": ["scheduleConversation"]},
+    )
     hung = asyncio.create_task(functions.call_tool("scheduleConversation", schedule_arguments()))
     others = await asyncio.gather(*(functions.call_tool("listConversations", {}) for _ in range(10)))
     assert {reply.status for reply in others} == {200}
@@ -78,7 +88,12 @@ async def test_a_timed_out_call_does_not_tear_down_the_session(configure, functi
 async def test_a_cancelled_invocation_leaves_the_session_usable(configure, functions, stack):
     await configure(endpoints=[stack.east.mcp_url])
     assert (await functions.call_tool("listConversations", {})).status == 200
-    control(stack.east.url, "POST", "/_devstack/faults", {"delay_seconds": 2, "times": 1, "tools": ["listConversations"]})
+    control(
+        stack.east.url,
+        "POST",
+        "/_devstack/faults",
+        {"delay_seconds": 2, "times": 1, "tools": ["listConversations"]},
+    )
     slow = asyncio.create_task(functions.call_tool("listConversations", {}))
     await asyncio.sleep(0.2)
     slow.cancel()

@@ -39,7 +39,9 @@ def test_arm_scope_is_refused_with_a_reason(scope):
 def test_managed_identity_requires_a_scope():
     with pytest.raises(SettingsError) as caught:
         parse_settings({**BASE, "SCHEDULER_AUTH": "managed_identity", "SCHEDULER_TOKEN_SCOPE": ""})
-    assert caught.value.problems == [("SCHEDULER_TOKEN_SCOPE", "required when SCHEDULER_AUTH=managed_identity")]
+    assert caught.value.problems == [
+        ("SCHEDULER_TOKEN_SCOPE", "required when SCHEDULER_AUTH=managed_identity")
+    ]
 
 
 def test_api_key_mode_requires_both_values_and_never_echoes_them():
@@ -47,7 +49,12 @@ def test_api_key_mode_requires_both_values_and_never_echoes_them():
         parse_settings({**BASE, "SCHEDULER_AUTH": "api_key", "SCHEDULER_CLIENT_ID": "client-1"})
     assert caught.value.problems[0][0] == "SCHEDULER_API_KEY"
     settings = parse_settings(
-        {**BASE, "SCHEDULER_AUTH": "api_key", "SCHEDULER_CLIENT_ID": "c", "SCHEDULER_API_KEY": "k-very-secret"}
+        {
+            **BASE,
+            "SCHEDULER_AUTH": "api_key",
+            "SCHEDULER_CLIENT_ID": "c",
+            "SCHEDULER_API_KEY": "k-very-secret",
+        }
     )
     assert "k-very-secret" not in repr(settings)
 

@@ -10,7 +10,9 @@ from mcp_bridge.runtime import get_bridge
 from .conftest import control, identity_requests, schedule_arguments, tool_calls
 
 
-async def test_100_concurrent_cold_calls_make_one_identity_request_and_one_connection(configure, functions, stack):
+async def test_100_concurrent_cold_calls_make_one_identity_request_and_one_connection(
+    configure, functions, stack
+):
     await configure()
     replies = await asyncio.gather(*(functions.call_tool("listConversations", {}) for _ in range(100)))
     assert [reply.status for reply in replies] == [200] * 100
@@ -97,7 +99,12 @@ async def test_identity_process_gone_with_no_token_is_a_quick_503(configure, fun
 async def test_a_401_forces_one_refresh_and_one_retry(configure, functions, stack):
     await configure()
     assert (await functions.call_tool("listConversations", {})).status == 200
-    control(stack.east.url, "POST", "/_devstack/faults", {"status": 401, "times": 1, "tools": ["scheduleConversation"]})
+    control(
+        stack.east.url,
+        "POST",
+        "/_devstack/faults",
+        {"status": 401, "times": 1, "tools": ["scheduleConversation"]},
+    )
     reply = await functions.call_tool("scheduleConversation", schedule_arguments())
     assert reply.status == 200, reply.body
     assert identity_requests(stack) == 2
@@ -107,7 +114,12 @@ async def test_a_401_forces_one_refresh_and_one_retry(configure, functions, stac
 async def test_a_second_401_is_a_502_with_a_clear_message(configure, functions, stack):
     await configure()
     assert (await functions.call_tool("listConversations", {})).status == 200
-    control(stack.east.url, "POST", "/_devstack/faults", {"status": 401, "times": 2, "tools": ["scheduleConversation"]})
+    control(
+        stack.east.url,
+        "POST",
+        "/_devstack/faults",
+        {"status": 401, "times": 2, "tools": ["scheduleConversation"]},
+    )
     reply = await functions.call_tool("scheduleConversation", schedule_arguments())
     assert reply.status == 502
     assert "401" in reply.json["detail"] and "refresh" in reply.json["detail"]

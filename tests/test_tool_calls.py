@@ -38,7 +38,9 @@ async def test_schedule_then_status_round_trip(configure, functions, stack):
     assert status.json["status"]["status"] == "scheduled"
 
     seeds_form = await functions(
-        "conversation_status_query", path="/api/conversation-status", params={"conversation_id": conversation_id}
+        "conversation_status_query",
+        path="/api/conversation-status",
+        params={"conversation_id": conversation_id},
     )
     assert seeds_form.status == 200
     assert seeds_form.json["status"] == status.json["status"]
@@ -51,7 +53,12 @@ async def test_list_tools_describes_each_tool(configure, functions):
     reply = await functions("list_tools", path="/api/tools")
     assert reply.status == 200
     tools = {tool["name"]: tool for tool in reply.json["tools"]}
-    assert set(tools) >= {"scheduleConversation", "getConversationStatus", "cancelConversation", "listConversations"}
+    assert set(tools) >= {
+        "scheduleConversation",
+        "getConversationStatus",
+        "cancelConversation",
+        "listConversations",
+    }
     status_tool = tools["getConversationStatus"]
     assert set(status_tool) == {"name", "title", "description", "inputSchema", "annotations"}
     assert status_tool["annotations"]["readOnlyHint"] is True
@@ -85,7 +92,9 @@ async def test_allowlist_filters_listing_and_refuses_calls(configure, functions,
         (b"\xff\xfe", "UTF-8"),
     ],
 )
-async def test_malformed_bodies_are_400_and_never_reach_the_scheduler(configure, functions, stack, body, detail):
+async def test_malformed_bodies_are_400_and_never_reach_the_scheduler(
+    configure, functions, stack, body, detail
+):
     await configure()
     reply = await functions.call_tool("scheduleConversation", body)
     problem = assert_problem(reply, 400, "bad-request")
@@ -151,8 +160,18 @@ async def test_upstream_json_rpc_error_is_502(configure, functions, stack):
     # here, an argument the server is told (via a fault) to refuse with HTTP 500.
     from .conftest import control
 
-    control(stack.east.url, "POST", "/_devstack/faults", {"status": 500, "times": 1, "tools": ["listConversations"]})
-    control(stack.west.url, "POST", "/_devstack/faults", {"status": 500, "times": 1, "tools": ["listConversations"]})
+    control(
+        stack.east.url,
+        "POST",
+        "/_devstack/faults",
+        {"status": 500, "times": 1, "tools": ["listConversations"]},
+    )
+    control(
+        stack.west.url,
+        "POST",
+        "/_devstack/faults",
+        {"status": 500, "times": 1, "tools": ["listConversations"]},
+    )
     reply = await functions.call_tool("listConversations", {})
     assert_problem(reply, 502, "upstream-error")
 
@@ -161,7 +180,12 @@ async def test_deadline_is_504(configure, functions, stack):
     await configure(scheduler_timeout_seconds="1", scheduler_endpoints=stack.east.mcp_url)
     from .conftest import control
 
-    control(stack.east.url, "POST", "/_devstack/faults", {"hang": True, "times": 1, "tools": ["scheduleConversation"]})
+    control(
+        stack.east.url,
+        "POST",
+        "/_devstack/faults",
+        {"hang": True, "times": 1, "tools": ["scheduleConversation"]},
+    )
     reply = await functions.call_tool("scheduleConversation", schedule_arguments())
     problem = assert_problem(reply, 504, "deadline-exceeded")
     assert problem["timeout_seconds"] == 1
