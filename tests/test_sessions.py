@@ -101,3 +101,21 @@ async def test_a_cancelled_invocation_leaves_the_session_usable(configure, funct
     assert (await functions.call_tool("listConversations", {})).status == 200
     bridge = await get_bridge()
     assert bridge.endpoints[0].connections_opened == 1
+
+
+async def test_a_connection_dropped_mid_answer_fails_one_call_not_the_session(configure, functions, stack):
+    await configure(endpoints=[stack.legacy.mcp_url, stack.west.mcp_url])
+    assert (await functions.call_tool("listConversations", {})).status == 200
+    control(
+        stack.legacy.url, "POST", "/_devstack/faults",
+        {"after_execute": True, "drop_connection": True, "times": 1, "tools": ["scheduleConversation"]},
+    )  # fmt: skip
+    calls = [functions.call_tool("scheduleConversation", schedule_arguments("dropped"))]
+    calls += [functions.call_tool("listConversations", {}) for _ in range(5)]
+    dropped, *others = await asyncio.gather(*calls)
+    assert dropped.status == 502 and dropped.json["type"].endswith("outcome-unknown")
+    assert {reply.status for reply in others} == {200}
+    assert tool_calls(stack.legacy, "scheduleConversation") == 1
+    assert tool_calls(stack.west, "scheduleConversation") == 0
+    bridge = await get_bridge()
+    assert bridge.endpoints[0].connections_opened == 1, "the session survived the dropped connection"
