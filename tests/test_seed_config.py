@@ -126,6 +126,19 @@ def test_the_azure_section_maps_onto_settings():
     assert sovereign.values["KEYVAULT_URI"] == "https://mcp-scheduler-kv.vault.azure.cn"
 
 
+async def test_key_vault_name_end_to_end_with_the_key_only_in_the_vault(use_file, functions, stack, vault):
+    vault.put("SCHEDULER-API-KEY", API_KEY)
+    document = seeds_file(
+        scheduler(stack.east.mcp_url, {"client_id": CLIENT_ID}),
+        azure={"use_managed_identity": True, "key_vault_name": "mcp-scheduler-kv"},
+    )
+    await use_file(document, KEYVAULT_URL_TEMPLATE=vault.url, KEYVAULT_CA_FILE=vault.ca_file)
+    reply = await functions.call_tool("listConversations", {})
+    assert reply.status == 200, reply.body
+    assert load_settings().keyvault_uri == vault.url
+    assert vault.counters()["by_secret"] == {"SCHEDULER-API-KEY": 1}
+
+
 GOOD = "https://east.example/mcp"
 
 
