@@ -237,3 +237,17 @@ async def test_a_bad_file_is_a_500_naming_the_json_path(use_file, functions):
     assert reply.json["type"].endswith(":misconfigured")
     assert [entry["name"] for entry in reply.json["settings"]] == ["mcp.mcp_servers[1].transport.type"]
     assert FILE_KEY not in reply.body.decode()
+
+
+async def test_a_file_value_may_be_a_key_vault_reference(use_file, functions, stack, vault):
+    vault.put("file-api-key", API_KEY)
+    for secret, expected in (("file-api-key", 200), ("not-in-the-vault", 500)):
+        key = f"@Microsoft.KeyVault(SecretUri={vault.url}/secrets/{secret})"
+        await use_file(
+            seeds_file(scheduler(stack.east.mcp_url, {"client_id": CLIENT_ID, "api_key": key})),
+            KEYVAULT_CA_FILE=vault.ca_file,
+        )
+        reply = await functions.call_tool("listConversations", {})
+        assert reply.status == expected, reply.body
+    assert [entry["name"] for entry in reply.json["settings"]] == ["mcp.mcp_servers[1].transport.auth"]
+    assert "not-in-the-vault" not in reply.body.decode()
