@@ -338,3 +338,51 @@ async def test_vault_values_and_tokens_stay_out_of_logs_responses_and_the_vault_
     vault_log = (stack.log_dir / "keyvault.log").read_text()
     assert "read secret SCHEDULER-API-KEY" in vault_log
     assert API_KEY not in vault_log and "eyJ" not in vault_log
+
+
+# -- reference syntax -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "vault_url", "name", "version"),
+    [
+        ("@Microsoft.KeyVault(SecretUri=https://kv-one.vault.azure.net/secrets/API-KEY/)",
+         "https://kv-one.vault.azure.net", "API-KEY", None),
+        ("  @microsoft.keyvault(secreturi=https://kv-one.vault.azure.net/secrets/API-KEY/0123abcd)  ",
+         "https://kv-one.vault.azure.net", "API-KEY", "0123abcd"),
+        ("@Microsoft.KeyVault(VaultName=kv-one;SecretName=API-KEY)",
+         "https://kv-one.vault.azure.cn", "API-KEY", None),
+        ("@Microsoft.KeyVault(SecretName=API-KEY; VaultName=kv-one; SecretVersion=0123abcd)",
+         "https://kv-one.vault.azure.cn", "API-KEY", "0123abcd"),
+    ],
+)  # fmt: skip
+def test_both_reference_forms_parse(text, vault_url, name, version):
+    from mcp_bridge.keyvault_reference import is_reference, parse_reference
+
+    assert is_reference(text)
+    parsed = parse_reference(text)
+    assert parsed.resolve_vault_url("https://{name}.vault.azure.cn") == vault_url
+    assert (parsed.secret_name, parsed.version) == (name, version)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "@Microsoft.KeyVault(SecretUri=https://kv.vault.azure.net/secrets/k/v",  # no closing parenthesis
+        "@Microsoft.KeyVault()",
+        "@Microsoft.KeyVault(SecretUri=https://kv.vault.azure.net/keys/k)",
+        "@Microsoft.KeyVault(SecretUri=https://user:pw@kv.vault.azure.net/secrets/k)",
+        "@Microsoft.KeyVault(SecretUri=https://kv.vault.azure.net/secrets/k?x=1)",
+        "@Microsoft.KeyVault(SecretUri=https://kv.vault.azure.net/secrets/k;VaultName=kv)",
+        "@Microsoft.KeyVault(VaultName=kv one;SecretName=k)",
+        "@Microsoft.KeyVault(VaultName=kv-one;SecretName=bad_name)",
+        "@Microsoft.KeyVault(VaultName=kv-one;SecretName=k;Color=blue)",
+    ],
+)
+def test_malformed_references_are_refused_without_quoting_them(text):
+    from mcp_bridge.keyvault_reference import parse_reference
+
+    with pytest.raises(ValueError) as caught:
+        parse_reference(text)
+    assert "pw@" not in str(caught.value) and "kv one" not in str(caught.value)
+    assert "blue" not in str(caught.value) and "bad_name" not in str(caught.value)
