@@ -18,6 +18,7 @@ import logging
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -104,7 +105,7 @@ class ManagedProcess:
         """Block until `GET url+ready_path` answers 200; raise `ProcessStartError` on exit or timeout."""
         deadline = time.monotonic() + timeout
         ready_url = self.url + self.ready_path
-        with httpx2.Client(timeout=1.0, trust_env=False) as client:
+        with self._ready_client() as client:
             while True:
                 if not self.is_running():
                     raise ProcessStartError(
@@ -154,6 +155,9 @@ class ManagedProcess:
         self.start()
         self.wait_ready(max(deadline - time.monotonic(), 1.0))
 
+    def _ready_client(self) -> httpx2.Client:
+        return httpx2.Client(timeout=1.0, trust_env=False)
+
     def log_tail(self, lines: int = 40) -> str:
         try:
             text = self.log_path.read_text(errors="replace")
@@ -198,6 +202,42 @@ class IdentityProcess(ManagedProcess):
     @property
     def token_url(self) -> str:
         return f"{self.url}/msi/token"
+
+
+@dataclass
+class KeyVaultProcess(ManagedProcess):
+    """The Key Vault stand-in, over HTTPS; clients trust `ca_file` (created when it starts)."""
+
+    tls_dir: Path = field(default_factory=Path)
+
+    @property
+    def url(self) -> str:
+        """The vault URL, e.g. https://127.0.0.1:5149 (a `SecretClient`'s `vault_url`)."""
+        return f"https://{LOOPBACK_HOST}:{self.port}"
+
+    @property
+    def ca_file(self) -> Path:
+        return self.tls_dir / "ca.pem"
+
+    def _ready_client(self) -> httpx2.Client:
+        return httpx2.Client(
+            timeout=1.0, trust_env=False, verify=ssl.create_default_context(cafile=str(self.ca_file))
+        )
+
+    def wait_ready(self, timeout: float = DEFAULT_READY_TIMEOUT_SECONDS) -> None:
+        """Wait for the child to write its CA (first start), then for the HTTPS readiness URL."""
+        deadline = time.monotonic() + timeout
+        while not self.ca_file.exists():
+            if not self.is_running():
+                raise ProcessStartError(
+                    f"{self.name} exited early (code {self._returncode()}):\n{self.log_tail()}"
+                )
+            if time.monotonic() > deadline:
+                raise ProcessStartError(
+                    f"{self.name} wrote no {self.ca_file} in {timeout}s:\n{self.log_tail()}"
+                )
+            time.sleep(_POLL_SECONDS)
+        super().wait_ready(max(deadline - time.monotonic(), 1.0))
 
 
 def port_is_free(port: int) -> bool:
@@ -357,5 +397,32 @@ def start_azurite(
         ready_path="/devstoreaccount1?comp=list",
         ready_statuses=(200, 403),
     )  # fmt: skip
+    _launch(process, wait=wait, ready_timeout=ready_timeout)
+    return process
+
+
+def start_keyvault(
+    *,
+    port: int,
+    log_dir: Path,
+    signing_key: str,
+    tls_dir: Path,
+    wait: bool = True,
+    ready_timeout: float = DEFAULT_READY_TIMEOUT_SECONDS,
+) -> KeyVaultProcess:
+    """Start `python -m devstack.keyvault` (HTTPS); ready when `GET /_devstack/counters` answers.
+
+    The CA and server certificate are generated into `tls_dir` on first start and reused after, so
+    a restart keeps the certificate clients already trust.
+    """
+    process = KeyVaultProcess(
+        name="keyvault",
+        module="devstack.keyvault",
+        args=["--port", str(port), "--signing-key", signing_key, "--tls-dir", str(tls_dir)],
+        port=port,
+        log_path=log_dir / "keyvault.log",
+        ready_path="/_devstack/counters",
+        tls_dir=tls_dir,
+    )
     _launch(process, wait=wait, ready_timeout=ready_timeout)
     return process

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import os
 import sys
+from pathlib import Path
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -38,8 +39,15 @@ def configure_logging(level: int = logging.INFO) -> None:
     logging.getLogger("httpx2").setLevel(logging.WARNING)
 
 
-def build_server(app: ASGIApp, *, port: int, access_log: bool = False) -> uvicorn.Server:
-    """A uvicorn server for `app` on 127.0.0.1:`port`.
+def build_server(
+    app: ASGIApp,
+    *,
+    port: int,
+    access_log: bool = False,
+    ssl_certfile: Path | None = None,
+    ssl_keyfile: Path | None = None,
+) -> uvicorn.Server:
+    """A uvicorn server for `app` on 127.0.0.1:`port`, over TLS when given a certificate and key.
 
     The graceful-shutdown bound matters: a stand-in told to hang a request
     forever must still stop when asked.
@@ -53,13 +61,17 @@ def build_server(app: ASGIApp, *, port: int, access_log: bool = False) -> uvicor
         lifespan="on",
         timeout_graceful_shutdown=_GRACEFUL_SHUTDOWN_SECONDS,
         timeout_keep_alive=5,
+        ssl_certfile=str(ssl_certfile) if ssl_certfile else None,
+        ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None,
     )
     return uvicorn.Server(config)
 
 
-def serve(app: ASGIApp, *, port: int) -> None:
+def serve(
+    app: ASGIApp, *, port: int, ssl_certfile: Path | None = None, ssl_keyfile: Path | None = None
+) -> None:
     """Serve `app` until SIGINT/SIGTERM, or until the parent named in the environment dies."""
-    server = build_server(app, port=port)
+    server = build_server(app, port=port, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile)
     asyncio.run(_serve_watching_parent(server))
 
 

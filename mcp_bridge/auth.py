@@ -72,21 +72,24 @@ class HeaderKeyAuth(httpx2.Auth):
     async def async_auth_flow(
         self, request: httpx2.Request
     ) -> AsyncGenerator[httpx2.Request, httpx2.Response]:
-        self._apply(request)
+        sent = self._apply(request)
         response = yield request
         if response.status_code != 401 or self._on_unauthorized is None:
             return
-        if not await self._on_unauthorized():
+        # A concurrent request may already have picked up rotated credentials: then resend with
+        # them at once instead of asking for (and being refused, within the minute) another re-read.
+        if self._credentials() == sent and not await self._on_unauthorized():
             return
         self._apply(request)
         response = yield request
         if response.status_code == 401:
             _note_second_401()
 
-    def _apply(self, request: httpx2.Request) -> None:
-        client_id, api_key = self._credentials()
+    def _apply(self, request: httpx2.Request) -> tuple[str, str]:
+        client_id, api_key = credentials = self._credentials()
         request.headers[self._client_id_header] = client_id
         request.headers[self._api_key_header] = api_key
+        return credentials
 
 
 def _note_second_401() -> None:

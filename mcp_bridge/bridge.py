@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx2
 import mcp_types as types
@@ -41,6 +41,9 @@ from .snapshot import BlobSnapshotStore, SnapshotFollower
 from .tokens import TokenProvider
 from .upstream import ConnectFailed, UpstreamSession
 from .wire import SYNTHETIC_STATUS, WireTrace, current_trace
+
+if TYPE_CHECKING:
+    from .scheduler_secrets import SchedulerSecrets
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -97,10 +100,12 @@ class SchedulerBridge:
         http_client: httpx2.AsyncClient,
         *,
         tokens: TokenProvider | None = None,
+        secrets: SchedulerSecrets | None = None,
     ) -> None:
         self.settings = settings
         self.http_client = http_client
         self.tokens = tokens
+        self.secrets = secrets  # api_key credentials held from Key Vault, if any
         connect_timeout = min(10.0, settings.scheduler_timeout_seconds)
         self.endpoints = [
             UpstreamSession(
@@ -199,6 +204,8 @@ class SchedulerBridge:
         await self.http_client.aclose()
         if self.tokens is not None:
             await self.tokens.close()
+        if self.secrets is not None:
+            await self.secrets.aclose()
 
     # -- the attempt loop ---------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from .bridge import dump_content, result_text
 from .problems import BadRequest, Misconfigured, PayloadTooLarge, Problem
 from .runtime import get_bridge
 from .settings import SettingsError, load_settings
+from .settings_loader import ensure_settings
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ async def respond(req: func.HttpRequest, handler: Handler) -> func.HttpResponse:
     """Run `handler`, turning every failure into problem+json without internals or secrets."""
     instance = urlsplit(req.url).path  # never the query string: it may hold the function key
     try:
+        await ensure_settings()  # resolves Key Vault references on first use; then a cache hit
         return await handler(req)
     except Problem as problem:
         return problem.to_response(instance)

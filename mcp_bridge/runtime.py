@@ -10,12 +10,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import httpx2
 
 from .auth import BearerTokenAuth, HeaderKeyAuth
 from .bridge import SchedulerBridge
-from .settings import BridgeSettings, load_settings
+from .scheduler_secrets import SchedulerSecrets, load_scheduler_secrets
+from .settings import BridgeSettings
+from .settings_loader import ensure_settings
 from .tokens import TokenProvider
 from .wire import ShieldedTransport
 
@@ -25,19 +29,22 @@ USER_AGENT = "scheduler-bridge/0.1"
 
 _bridge: SchedulerBridge | None = None
 _creating: asyncio.Lock | None = None
+_credential: tuple[Any, bool] | None = None
 
 
 async def get_bridge() -> SchedulerBridge:
-    """The shared bridge, built on first use. Raises `SettingsError` for bad settings."""
+    """The shared bridge, built on first use. Raises `SettingsError` for bad settings, and
+    `KeyVaultUnavailable` while Key Vault cannot supply what the settings point at."""
     global _creating
     if _bridge is not None:
         return _bridge
-    settings = load_settings()
+    settings = await ensure_settings()
     if _creating is None:
         _creating = asyncio.Lock()
     async with _creating:
         if _bridge is None:
-            _install(build_bridge(settings))
+            secrets = await load_scheduler_secrets(settings, lambda: shared_credential(settings)[0])
+            _install(build_bridge(settings, secrets=secrets, credential_source=shared_credential))
     assert _bridge is not None
     return _bridge
 
@@ -49,10 +56,13 @@ def _install(bridge: SchedulerBridge) -> None:
 
 async def reset_bridge() -> None:
     """Close and forget the shared bridge (tests; hosts that change settings in place)."""
-    global _bridge, _creating
+    global _bridge, _creating, _credential
     bridge, _bridge, _creating = _bridge, None, None
     if bridge is not None:
         await bridge.aclose()
+    credential, _credential = _credential, None
+    if credential is not None:
+        await credential[0].close()  # closing twice (the token provider did too) is harmless
 
 
 def scheduler_http_client(settings: BridgeSettings, auth: httpx2.Auth | None) -> httpx2.AsyncClient:
@@ -85,7 +95,21 @@ def azure_http_client() -> httpx2.AsyncClient:
     )
 
 
-def build_credential(settings: BridgeSettings) -> tuple[object, bool]:
+class _IdentitySettings(Protocol):
+    @property
+    def azure_client_id(self) -> str | None: ...
+
+
+def shared_credential(settings: _IdentitySettings) -> tuple[Any, bool]:
+    """The process's one Azure credential (`build_credential`), built on first use: the Scheduler's
+    tokens, Key Vault and storage share it, and so its token cache. `reset_bridge` closes it."""
+    global _credential
+    if _credential is None:
+        _credential = build_credential(settings)
+    return _credential
+
+
+def build_credential(settings: _IdentitySettings) -> tuple[object, bool]:
     """The aio credential for the token scope, and whether it is a managed identity.
 
     In Azure (`IDENTITY_ENDPOINT` set by App Service / Functions) that is `ManagedIdentityCredential`,
@@ -114,7 +138,13 @@ def build_credential(settings: BridgeSettings) -> tuple[object, bool]:
     )
 
 
-def build_bridge(settings: BridgeSettings) -> SchedulerBridge:
+def build_bridge(
+    settings: BridgeSettings,
+    *,
+    secrets: SchedulerSecrets | None = None,
+    credential_source: Callable[[BridgeSettings], tuple[Any, bool]] = build_credential,
+) -> SchedulerBridge:
+    """A bridge; `secrets` supplies api_key credentials read from Key Vault (`load_scheduler_secrets`)."""
     # httpx2 logs every request URL at INFO; a SAS URL's signature must not reach the logs.
     logging.getLogger("httpx2").setLevel(logging.WARNING)
     tokens: TokenProvider | None = None
@@ -122,7 +152,7 @@ def build_bridge(settings: BridgeSettings) -> SchedulerBridge:
     credential: object | None = None
     if settings.scheduler_auth == "managed_identity":
         assert settings.scheduler_token_scope is not None
-        credential, is_managed_identity = build_credential(settings)
+        credential, is_managed_identity = credential_source(settings)
         tokens = TokenProvider(
             credential,  # type: ignore[arg-type]
             settings.scheduler_token_scope,
@@ -139,18 +169,19 @@ def build_bridge(settings: BridgeSettings) -> SchedulerBridge:
         auth = HeaderKeyAuth(
             client_id_header=settings.scheduler_client_id_header,
             api_key_header=settings.scheduler_api_key_header,
-            credentials=credentials,
+            credentials=credentials if secrets is None else secrets.credentials,
+            on_unauthorized=None if secrets is None else secrets.refresh_after_unauthorized,
         )
     _LOGGER.info(
         "Scheduler bridge: %d endpoint(s), auth=%s",
         len(settings.scheduler_endpoints),
         settings.scheduler_auth,
     )
-    bridge = SchedulerBridge(settings, scheduler_http_client(settings, auth), tokens=tokens)
+    bridge = SchedulerBridge(settings, scheduler_http_client(settings, auth), tokens=tokens, secrets=secrets)
     if settings.has_shared_storage:
         from .snapshot import BlobSnapshotStore
 
         if settings.storage_connection_string is None and credential is None:
-            credential, _ = build_credential(settings)
+            credential, _ = credential_source(settings)
         bridge.share_health_through(BlobSnapshotStore(settings, credential=credential))
     return bridge

@@ -8,12 +8,18 @@ or the `SettingsError` that every request then reports as a 500 problem naming t
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Mapping
 from functools import cached_property
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from .keyvault_reference import KeyVaultReference, substitute_references
+from .keyvault_settings import KeyVaultSettings, VaultAccess
+from .seed_config import SeedConfigError, SeedLayer, layer_seed_config
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -40,6 +46,15 @@ class EnvVar:
     TIMEOUT_SECONDS = "SCHEDULER_TIMEOUT_SECONDS"
     MAX_REQUEST_BYTES = "MAX_REQUEST_BYTES"
     AZURE_CLIENT_ID = "AZURE_CLIENT_ID"
+    # Key Vault, the seeds' switch and the seeds' config file (keyvault_settings, seed_config)
+    USE_AZURE_SERVICES = "USE_AZURE_SERVICES"
+    KEYVAULT_URI = "KEYVAULT_URI"
+    KEYVAULT_CLIENT_ID_SECRET = "KEYVAULT_CLIENT_ID_SECRET"
+    KEYVAULT_API_KEY_SECRET = "KEYVAULT_API_KEY_SECRET"
+    KEYVAULT_URL_TEMPLATE = "KEYVAULT_URL_TEMPLATE"
+    KEYVAULT_CA_FILE = "KEYVAULT_CA_FILE"
+    MCP_CONFIG_FILE = "MCP_CONFIG_FILE"
+    APPLICATIONINSIGHTS_CONNECTION_STRING = "APPLICATIONINSIGHTS_CONNECTION_STRING"
 
 
 def _split_csv(value: object) -> object:
@@ -48,8 +63,10 @@ def _split_csv(value: object) -> object:
     return value
 
 
-class BridgeSettings(BaseSettings):
-    """Every app setting the bridge reads; field names map 1:1 to upper-case setting names."""
+class BridgeSettings(BaseSettings, KeyVaultSettings):
+    """Every app setting the bridge reads; field names map 1:1 to upper-case setting names.
+
+    The Key Vault settings are inherited from `KeyVaultSettings`."""
 
     model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
 
@@ -81,6 +98,7 @@ class BridgeSettings(BaseSettings):
     azurewebjobsstorage: SecretStr | None = None
     azurewebjobsstorage__blobserviceuri: str | None = None
     azurewebjobsstorage__accountname: str | None = None
+    applicationinsights_connection_string: SecretStr | None = None
 
     @field_validator(
         "scheduler_token_scope", "azure_client_id", "scheduler_client_id", "scheduler_api_key", mode="before"
@@ -94,6 +112,7 @@ class BridgeSettings(BaseSettings):
         "azurewebjobsstorage",
         "azurewebjobsstorage__blobserviceuri",
         "azurewebjobsstorage__accountname",
+        "applicationinsights_connection_string",
         mode="before",
     )
     @classmethod
@@ -142,11 +161,20 @@ class BridgeSettings(BaseSettings):
     def _auth_mode_has_what_it_needs(self) -> BridgeSettings:
         if self.scheduler_auth == "managed_identity" and not self.scheduler_token_scope:
             raise _setting_missing(EnvVar.TOKEN_SCOPE, "required when SCHEDULER_AUTH=managed_identity")
-        if self.scheduler_auth == "api_key":
+        if self.scheduler_auth == "managed_identity" and self.use_azure_services is False:
+            raise _setting_missing(
+                EnvVar.USE_AZURE_SERVICES,
+                "false turns managed identity off, but SCHEDULER_AUTH is managed_identity (the default)",
+            )
+        # With a vault (KEYVAULT_URI), it supplies whichever of the two app settings leave unset.
+        if self.scheduler_auth == "api_key" and self.secrets_vault_url is None:
+            why = "required when SCHEDULER_AUTH=api_key"
+            if self.keyvault_uri is not None:
+                why += " (KEYVAULT_URI is not read: USE_AZURE_SERVICES=false)"
             if not self.scheduler_client_id:
-                raise _setting_missing(EnvVar.CLIENT_ID, "required when SCHEDULER_AUTH=api_key")
+                raise _setting_missing(EnvVar.CLIENT_ID, why)
             if self.scheduler_api_key is None or not self.scheduler_api_key.get_secret_value():
-                raise _setting_missing(EnvVar.API_KEY, "required when SCHEDULER_AUTH=api_key")
+                raise _setting_missing(EnvVar.API_KEY, why)
         return self
 
     @cached_property
@@ -192,17 +220,69 @@ class SettingsError(Exception):
         super().__init__("; ".join(f"{name}: {message}" for name, message in problems))
 
 
-def parse_settings(environ: dict[str, str] | None = None) -> BridgeSettings:
-    """Parse settings from `environ` (default: the process environment), raising `SettingsError`."""
+class UnresolvedReferences(SettingsError):
+    """Settings hold Key Vault references not resolved yet. Never cached: resolving is async and
+    happens on first use (`settings_loader.ensure_settings`); `pending` maps each setting to its
+    `(reference text, reference)`, `access` says how to reach the vaults."""
+
+    def __init__(
+        self, pending: dict[str, tuple[str, KeyVaultReference]], access: VaultAccess, seed: SeedLayer
+    ) -> None:
+        message = "holds a Key Vault reference that is resolved on first use"
+        super().__init__([(name, message) for name in pending])
+        self.pending = pending
+        self.access = access
+        self.attribute = seed.attribute  # names a setting from MCP_CONFIG_FILE by its JSON path
+
+
+# Needed to reach a vault, so they cannot be references themselves.
+_VAULT_ACCESS_FIELDS = frozenset(VaultAccess.model_fields)
+
+
+def parse_settings(
+    environ: Mapping[str, str] | None = None, *, resolved: dict[str, tuple[str, str]] | None = None
+) -> BridgeSettings:
+    """Parse settings from `environ` (default: the process environment) layered over the seeds'
+    `MCP_CONFIG_FILE`, with Key Vault references replaced from `resolved` (setting name →
+    `(reference text, value)`). Raises `SettingsError`, or `UnresolvedReferences`."""
     try:
-        if environ is None:
-            return BridgeSettings()  # type: ignore[call-arg]
-        lowered = {key.lower(): value for key, value in environ.items()}
-        return BridgeSettings.model_validate(
-            {name: lowered[name] for name in BridgeSettings.model_fields if name in lowered}
-        )
+        layered, seed = layer_seed_config(os.environ if environ is None else environ)
+    except SeedConfigError as exc:
+        raise SettingsError(exc.problems) from None
+    fields = BridgeSettings.model_fields
+    values = {name.lower(): value for name, value in layered.items() if name.lower() in fields}
+    substitution = substitute_references(values, resolved or {}, protected=_VAULT_ACCESS_FIELDS)
+    if substitution.problems:
+        raise SettingsError(seed.attribute(substitution.problems))
+    if substitution.pending:
+        access = _validated(VaultAccess, substitution.values, seed, {})
+        if not access.keyvault_enabled:
+            message = "holds a Key Vault reference, but USE_AZURE_SERVICES=false turns Key Vault off"
+            raise SettingsError(seed.attribute([(name, message) for name in substitution.pending]))
+        raise UnresolvedReferences(substitution.pending, access, seed)
+    return _validated(BridgeSettings, substitution.values, seed, substitution.substituted)
+
+
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+def _validated(
+    model: type[_Model], values: dict[str, str], seed: SeedLayer, from_vault: dict[str, str]
+) -> _Model:
+    try:
+        return model.model_validate({name: values[name] for name in model.model_fields if name in values})
     except ValidationError as exc:
-        raise SettingsError(_describe(exc)) from None
+        problems = [(name, _redact(message, from_vault.get(name))) for name, message in _describe(exc)]
+        raise SettingsError(seed.attribute(problems)) from None
+
+
+def _redact(message: str, secret: str | None) -> str:
+    """A validator may quote the value; one that came from Key Vault must not reach a response."""
+    if secret:
+        for part in sorted({secret, *secret.split(",")}, key=len, reverse=True):
+            if len(part.strip()) >= 3:
+                message = message.replace(part.strip(), "<from Key Vault>")
+    return message
 
 
 def _describe(exc: ValidationError) -> list[tuple[str, str]]:
@@ -222,6 +302,7 @@ def _describe(exc: ValidationError) -> list[tuple[str, str]]:
 
 
 _cached: BridgeSettings | SettingsError | None = None
+_resolved: dict[str, tuple[str, str]] = {}
 
 
 def load_settings() -> BridgeSettings:
@@ -229,7 +310,9 @@ def load_settings() -> BridgeSettings:
     global _cached
     if _cached is None:
         try:
-            _cached = parse_settings()
+            _cached = parse_settings(resolved=_resolved)
+        except UnresolvedReferences:
+            raise
         except SettingsError as exc:
             _LOGGER.error("Invalid configuration: %s", exc)
             _cached = exc
@@ -238,7 +321,13 @@ def load_settings() -> BridgeSettings:
     return _cached
 
 
+def use_resolved_references(resolved: dict[str, tuple[str, str]]) -> None:
+    """Key Vault references resolved by `settings_loader`; the next `load_settings()` uses them."""
+    global _cached, _resolved
+    _resolved, _cached = {**_resolved, **resolved}, None
+
+
 def reset_settings() -> None:
     """Forget the parsed settings (tests, and hosts that change app settings in place)."""
-    global _cached
-    _cached = None
+    global _cached, _resolved
+    _cached, _resolved = None, {}

@@ -21,9 +21,11 @@ import pytest
 
 from devstack.processes import (
     IdentityProcess,
+    KeyVaultProcess,
     SchedulerProcess,
     free_port,
     start_identity,
+    start_keyvault,
     start_scheduler,
 )
 from mcp_bridge.runtime import reset_bridge
@@ -277,3 +279,65 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
         except subprocess.TimeoutExpired:
             process.kill()
         log.close()
+
+
+@dataclass
+class Vault:
+    """The devstack Key Vault (HTTPS on 127.0.0.1), emptied and with counters zeroed per test."""
+
+    process: KeyVaultProcess
+
+    @property
+    def url(self) -> str:
+        return self.process.url
+
+    @property
+    def ca_file(self) -> str:
+        return str(self.process.ca_file)
+
+    def _client(self) -> httpx2.Client:
+        import ssl
+
+        return httpx2.Client(verify=ssl.create_default_context(cafile=self.ca_file), timeout=5)
+
+    def control(self, method: str, path: str, body: Any = None) -> Any:
+        with self._client() as client:
+            response = client.request(method, self.url + path, json=body)
+        response.raise_for_status()
+        return response.json()
+
+    def put(self, name: str, value: str) -> str:
+        """Store a new version of secret `name`; returns the version id."""
+        return self.control("PUT", f"/_devstack/secrets/{name}", {"value": value})["version"]
+
+    def counters(self) -> dict[str, Any]:
+        return self.control("GET", "/_devstack/counters")
+
+    def settings(self) -> dict[str, str]:
+        """App settings that point the bridge at this vault and trust its certificate."""
+        return {"KEYVAULT_URI": self.url, "KEYVAULT_CA_FILE": self.ca_file}
+
+
+@pytest.fixture(scope="session")
+def keyvault_process(devstack: Devstack) -> Iterator[KeyVaultProcess]:
+    process = start_keyvault(
+        port=free_port(),
+        log_dir=devstack.log_dir,
+        signing_key=SIGNING_KEY,
+        tls_dir=devstack.log_dir / "keyvault-tls",
+    )
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest.fixture
+def vault(keyvault_process: KeyVaultProcess, stack: Devstack) -> Vault:
+    if not keyvault_process.is_running():
+        keyvault_process.restart()
+    vault = Vault(keyvault_process)
+    vault.control("DELETE", "/_devstack/secrets")
+    vault.control("POST", "/_devstack/reset")
+    vault.control("POST", "/_devstack/config", {"fail_status": None})
+    return vault
