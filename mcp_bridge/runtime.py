@@ -13,6 +13,7 @@ import os
 
 import httpx2
 
+from .addresses import guard_connections
 from .auth import BearerTokenAuth, HeaderKeyAuth
 from .bridge import SchedulerBridge
 from .settings import BridgeSettings, load_settings
@@ -56,14 +57,15 @@ async def reset_bridge() -> None:
 
 
 def scheduler_http_client(settings: BridgeSettings, auth: httpx2.Auth | None) -> httpx2.AsyncClient:
-    """The pooled client for Scheduler traffic: explicit limits and timeouts, no redirects."""
+    """The pooled client for Scheduler traffic: explicit limits and timeouts, no redirects, every
+    connection checked against the endpoint address policy, answers capped in size."""
     deadline = settings.scheduler_timeout_seconds
-    transport = ShieldedTransport(
-        httpx2.AsyncHTTPTransport(
-            limits=httpx2.Limits(max_connections=256, max_keepalive_connections=128, keepalive_expiry=60),
-            retries=0,
-        )
+    pool = httpx2.AsyncHTTPTransport(
+        limits=httpx2.Limits(max_connections=256, max_keepalive_connections=128, keepalive_expiry=60),
+        retries=0,
     )
+    guard_connections(pool, allow_private=settings.scheduler_allow_private_endpoints)
+    transport = ShieldedTransport(pool, max_response_bytes=settings.max_upstream_response_bytes)
     return httpx2.AsyncClient(
         auth=auth,
         transport=transport,
