@@ -96,6 +96,11 @@ class UpstreamFailed(Problem):
     title = "The Scheduler failed"
 
 
+class UpstreamResponseTooLarge(UpstreamFailed):
+    slug = "upstream-response-too-large"
+    title = "The Scheduler's answer was too large"
+
+
 class OutcomeUnknown(UpstreamFailed):
     slug = "outcome-unknown"
     title = "Outcome at the Scheduler unknown"
