@@ -37,6 +37,7 @@ from .problems import (
     UpstreamFailed,
     UpstreamResponseTooLarge,
 )
+from .redaction import printable
 from .settings import BridgeSettings
 from .snapshot import BlobSnapshotStore, SnapshotFollower
 from .tokens import TokenProvider
@@ -182,7 +183,7 @@ class SchedulerBridge:
         finally:
             _LOGGER.info(
                 "tool=%s outcome=%s attempts=%d duration_ms=%.1f",
-                name,
+                printable(name),
                 outcome,
                 attempts,
                 (time.perf_counter() - started) * 1000,
@@ -245,7 +246,9 @@ class SchedulerBridge:
                 )
                 if last_chance or wait is None or not self.budget.try_spend():
                     raise failure.problem from None
-                _LOGGER.warning("Attempt %d at %s failed safely (%s); retrying", number, url, failure)
+                _LOGGER.warning(
+                    "Attempt %d at %s failed safely (%s); retrying", number, url, printable(failure)
+                )
                 await retry.sleep(wait)
                 continue
             except (UpstreamFailed, Unavailable) as problem:

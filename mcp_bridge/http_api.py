@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import azure.functions as func
 
+from . import redaction
 from .bridge import dump_content, result_text
 from .problems import BadRequest, Misconfigured, PayloadTooLarge, Problem
 from .runtime import get_bridge
@@ -41,6 +42,7 @@ def _json(body: dict[str, Any], status: int = 200) -> func.HttpResponse:
 
 async def respond(req: func.HttpRequest, handler: Handler) -> func.HttpResponse:
     """Run `handler`, turning every failure into problem+json without internals or secrets."""
+    redaction.install()
     instance = urlsplit(req.url).path  # never the query string: it may hold the function key
     try:
         return await handler(req)
@@ -52,7 +54,7 @@ async def respond(req: func.HttpRequest, handler: Handler) -> func.HttpResponse:
             settings=[{"name": name, "problem": message} for name, message in exc.problems],
         ).to_response(instance)
     except Exception:
-        _LOGGER.exception("Unhandled error in %s", instance)
+        _LOGGER.exception("Unhandled error in %s", redaction.printable(instance))
         return Problem("an unexpected error occurred; see the function's logs").to_response(instance)
 
 

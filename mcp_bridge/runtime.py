@@ -13,6 +13,7 @@ import os
 
 import httpx2
 
+from . import redaction
 from .addresses import guard_connections
 from .auth import BearerTokenAuth, HeaderKeyAuth
 from .bridge import SchedulerBridge
@@ -33,6 +34,7 @@ async def get_bridge() -> SchedulerBridge:
     global _creating
     if _bridge is not None:
         return _bridge
+    redaction.install()
     settings = load_settings()
     if _creating is None:
         _creating = asyncio.Lock()
@@ -119,6 +121,15 @@ def build_credential(settings: BridgeSettings) -> tuple[object, bool]:
 def build_bridge(settings: BridgeSettings) -> SchedulerBridge:
     # httpx2 logs every request URL at INFO; a SAS URL's signature must not reach the logs.
     logging.getLogger("httpx2").setLevel(logging.WARNING)
+    redaction.install(
+        header_names=[settings.scheduler_api_key_header],
+        secrets=[
+            settings.scheduler_api_key.get_secret_value() if settings.scheduler_api_key else None,
+            settings.storage_connection_string,
+            os.environ.get("IDENTITY_HEADER"),
+            os.environ.get("MSI_SECRET"),
+        ],
+    )
     tokens: TokenProvider | None = None
     auth: httpx2.Auth | None = None
     credential: object | None = None
