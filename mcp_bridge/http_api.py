@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import azure.functions as func
 
-from . import redaction
+from . import models, redaction
 from .bridge import dump_content, result_text
 from .problems import BadRequest, Misconfigured, PayloadTooLarge, Problem
 from .runtime import get_bridge
@@ -31,10 +31,10 @@ bp = func.Blueprint()
 Handler = Callable[[func.HttpRequest], Awaitable[func.HttpResponse]]
 
 
-def _json(body: dict[str, Any], status: int = 200) -> func.HttpResponse:
+def _json(body: models.ToolCallResult | models.ToolList | models.ConversationStatus) -> func.HttpResponse:
     return func.HttpResponse(
-        body=json.dumps(body, separators=(",", ":")),
-        status_code=status,
+        body=body.to_json(),
+        status_code=200,
         mimetype="application/json",
         headers={"Cache-Control": "no-store"},
     )
@@ -95,20 +95,23 @@ async def _call_tool(req: func.HttpRequest) -> func.HttpResponse:
     outcome = await bridge.call_tool(name, arguments)
     result = outcome.result
     return _json(
-        {
-            "tool": outcome.tool,
-            "endpoint": outcome.endpoint,
-            "content": dump_content(result),
-            "structuredContent": result.structured_content,
-            "isError": False,
-        }
+        models.ToolCallResult(
+            tool=outcome.tool,
+            endpoint=outcome.endpoint,
+            content=dump_content(result),
+            structured_content=result.structured_content,
+        )
     )
 
 
 async def _list_tools(req: func.HttpRequest) -> func.HttpResponse:
     bridge = await get_bridge()
     endpoint, tools = await bridge.list_tools()
-    return _json({"endpoint": endpoint, "tools": [tool.describe() for tool in tools]})
+    return _json(
+        models.ToolList(
+            endpoint=endpoint, tools=[models.ToolDescription.model_validate(t.describe()) for t in tools]
+        )
+    )
 
 
 async def _status_of(conversation_id: str) -> func.HttpResponse:
@@ -120,7 +123,9 @@ async def _status_of(conversation_id: str) -> func.HttpResponse:
     )
     result = outcome.result
     status = result.structured_content if result.structured_content is not None else result_text(result)
-    return _json({"conversation_id": conversation_id, "status": status, "endpoint": outcome.endpoint})
+    return _json(
+        models.ConversationStatus(conversation_id=conversation_id, status=status, endpoint=outcome.endpoint)
+    )
 
 
 async def _conversation_status(req: func.HttpRequest) -> func.HttpResponse:
