@@ -25,6 +25,7 @@ _LOGGER = logging.getLogger(__name__)
 
 CONVERSATION_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 MISSING_ID_MESSAGE = "Please pass a conversation_id on the query string"
+MAX_ARGUMENT_DEPTH = 32
 
 bp = func.Blueprint()
 
@@ -69,14 +70,41 @@ def read_arguments(req: func.HttpRequest, max_bytes: int) -> dict[str, Any]:
     if not body.strip():
         return {}
     try:
-        arguments = json.loads(body.decode("utf-8"))  # RFC 8259: JSON between systems is UTF-8
+        # RFC 8259: JSON between systems is UTF-8, and NaN/Infinity are not JSON.
+        arguments = json.loads(body.decode("utf-8"), parse_constant=_not_json)
     except UnicodeDecodeError:
         raise BadRequest("the body is not valid UTF-8 JSON") from None
     except json.JSONDecodeError as exc:
         raise BadRequest(f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except _NotJson as exc:
+        raise BadRequest(f"malformed JSON: {exc}") from None
+    except RecursionError:
+        raise BadRequest("the body's JSON is nested too deeply") from None
     if not isinstance(arguments, dict):
         raise BadRequest(f"the body must be a JSON object of tool arguments, not {type(arguments).__name__}")
+    if _nesting(arguments) > MAX_ARGUMENT_DEPTH:
+        # Deeper than any tool's schema goes, and past what the MCP SDK can serialize.
+        raise BadRequest(f"the body's JSON is nested deeper than {MAX_ARGUMENT_DEPTH} levels")
     return arguments
+
+
+def _nesting(value: Any) -> int:
+    deepest, pending = 0, [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            children = item.values() if isinstance(item, dict) else item
+            pending.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+class _NotJson(ValueError):
+    pass
+
+
+def _not_json(constant: str) -> Any:
+    raise _NotJson(f"{constant} is not a JSON value")
 
 
 def check_conversation_id(conversation_id: str) -> str:
