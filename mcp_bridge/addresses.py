@@ -137,19 +137,20 @@ class GuardedNetworkBackend(httpcore2.AsyncNetworkBackend):
         raise last_error
 
     async def _allowed_addresses(self, host: str, port: int, limit: float | None) -> list[str]:
-        # getaddrinfo answers IP literals (in every spelling) without DNS, so one path covers all.
-        try:
-            with anyio.fail_after(limit):
-                infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except TimeoutError:
-            raise httpcore2.ConnectTimeout(f"resolving {host} timed out") from None
-        except OSError as exc:
-            raise httpcore2.ConnectError(f"resolving {host} failed ({type(exc).__name__})") from None
-        addresses: list[IPAddress] = []
-        for info in infos:
-            address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
-            if address not in addresses:
-                addresses.append(address)
+        literal = literal_address(host)  # the connect path: no thread hop for an address
+        addresses: list[IPAddress] = [] if literal is None else [literal]
+        if literal is None:
+            try:
+                with anyio.fail_after(limit):
+                    infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            except TimeoutError:
+                raise httpcore2.ConnectTimeout(f"resolving {host} timed out") from None
+            except OSError as exc:
+                raise httpcore2.ConnectError(f"resolving {host} failed ({type(exc).__name__})") from None
+            for info in infos:
+                address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
+                if address not in addresses:
+                    addresses.append(address)
         allowed: list[str] = []
         for address in addresses:
             reason = refusal(address, allow_private=self._allow_private)
