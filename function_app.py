@@ -8,7 +8,9 @@ import azure.functions as func
 
 from mcp_bridge.health_api import bp as health_api
 from mcp_bridge.http_api import bp as http_api
+from mcp_bridge.openapi_api import bp as openapi_api
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(http_api)
 app.register_functions(health_api)
+app.register_functions(openapi_api)

@@ -36,6 +36,7 @@ class FaultPlan(BaseModel):
 
     status: int | None = Field(default=None, ge=100, le=599, description="Answer with this HTTP status.")
     retry_after: str | None = Field(default=None, description="Retry-After header value sent with `status`.")
+    location: str | None = Field(default=None, description="Location header sent with `status` (a redirect).")
     times: int | None = Field(
         default=1, ge=1, description="How many matching requests; null = until cleared."
     )
@@ -153,5 +154,7 @@ async def _fail(send: Send, plan: FaultPlan, *, default_status: int) -> None:
     headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())]
     if plan.retry_after is not None:
         headers.append((b"retry-after", plan.retry_after.encode()))
+    if plan.location is not None:
+        headers.append((b"location", plan.location.encode()))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -35,12 +35,14 @@ from .problems import (
     ToolNotFound,
     Unavailable,
     UpstreamFailed,
+    UpstreamResponseTooLarge,
 )
+from .redaction import printable
 from .settings import BridgeSettings
 from .snapshot import BlobSnapshotStore, SnapshotFollower
 from .tokens import TokenProvider
 from .upstream import ConnectFailed, UpstreamSession
-from .wire import SYNTHETIC_STATUS, WireTrace, current_trace
+from .wire import REFUSED, SYNTHETIC_STATUS, WireTrace, current_trace
 
 if TYPE_CHECKING:
     from .scheduler_secrets import SchedulerSecrets
@@ -85,10 +87,13 @@ class Attempt:
 class _Retryable(Exception):
     """Failed in a way that is safe to repeat (on the next endpoint, or the same after a wait)."""
 
-    def __init__(self, problem: Problem, *, retry_after: float | None = None) -> None:
+    def __init__(self, problem: Problem, *, retry_after: float | None = None, free: bool = False) -> None:
         super().__init__(problem.detail)
         self.problem = problem
         self.retry_after = retry_after
+        # Nothing reached a server (connection refused, address refused): moving on adds no load
+        # to the failing region, so it does not spend the retry budget.
+        self.free = free
 
 
 class SchedulerBridge:
@@ -109,7 +114,11 @@ class SchedulerBridge:
         connect_timeout = min(10.0, settings.scheduler_timeout_seconds)
         self.endpoints = [
             UpstreamSession(
-                url, http_client, connect_timeout=connect_timeout, tools_ttl=settings.tools_cache_ttl_seconds
+                url,
+                http_client,
+                connect_timeout=connect_timeout,
+                tools_ttl=settings.tools_cache_ttl_seconds,
+                max_event_bytes=settings.max_upstream_response_bytes,
             )
             for url in settings.scheduler_endpoints
         ]
@@ -182,7 +191,7 @@ class SchedulerBridge:
         finally:
             _LOGGER.info(
                 "tool=%s outcome=%s attempts=%d duration_ms=%.1f",
-                name,
+                printable(name),
                 outcome,
                 attempts,
                 (time.perf_counter() - started) * 1000,
@@ -245,9 +254,11 @@ class SchedulerBridge:
                     retry_after=failure.retry_after if next_url == url else None,
                     remaining=deadline - loop.time(),
                 )
-                if last_chance or wait is None or not self.budget.try_spend():
+                if last_chance or wait is None or not (failure.free or self.budget.try_spend()):
                     raise failure.problem from None
-                _LOGGER.warning("Attempt %d at %s failed safely (%s); retrying", number, url, failure)
+                _LOGGER.warning(
+                    "Attempt %d at %s failed safely (%s); retrying", number, url, printable(failure)
+                )
                 await retry.sleep(wait)
                 continue
             except (UpstreamFailed, Unavailable) as problem:
@@ -340,10 +351,15 @@ class SchedulerBridge:
                 "the Scheduler rejected the bridge's credentials (401) even after a refresh",
                 endpoint=failure.url,
             )
+        if trace.failure in REFUSED:
+            # Opening a session runs no tool: safe to try the next endpoint, and if none is left
+            # the caller learns what was refused rather than "unreachable".
+            return _Retryable(self._refused(trace, failure.url, running=None), free=True)
         # Opening a session runs no tool, so any failure here is safe to repeat elsewhere.
         return _Retryable(
             Unavailable(f"no Scheduler endpoint is reachable (last tried: {failure.url})"),
             retry_after=trace.retry_after,
+            free=trace.never_sent,
         )
 
     def _failure(
@@ -356,8 +372,17 @@ class SchedulerBridge:
             return UpstreamFailed(
                 "the Scheduler rejected the bridge's credentials (401) even after a refresh", endpoint=url
             )
+        if trace.failure == "address_refused":
+            return _Retryable(self._refused(trace, url, running=tool), free=True)  # nothing was sent
+        if trace.failure in REFUSED:
+            # Deterministic answers the bridge refused to act on: another region would send the same
+            # oversized answer (shared data) or the same redirect (shared configuration), and for a
+            # tool that is not idempotent a repeat could run it twice. Never repeated.
+            return self._refused(trace, url, running=tool)
         if trace.never_sent:
-            return _Retryable(Unavailable(f"no Scheduler endpoint is reachable (last tried: {url})"))
+            return _Retryable(
+                Unavailable(f"no Scheduler endpoint is reachable (last tried: {url})"), free=True
+            )
         ambiguous = (
             isinstance(error, TimeoutError)
             or trace.failure is not None
@@ -388,6 +413,32 @@ class SchedulerBridge:
             )
         return UpstreamFailed(
             f"the Scheduler's answer could not be used ({type(error).__name__})", endpoint=url
+        )
+
+    def _refused(self, trace: WireTrace, url: str, *, running: CatalogTool | None) -> Problem:
+        """The problem for a failure that is the bridge's own refusal (`wire.REFUSED`)."""
+        if trace.failure == "too_large":
+            cap = self.settings.max_upstream_response_bytes
+            effect = ""
+            if running is not None and not running.read_only:
+                effect = f"; {running.tool.name!r} reached the Scheduler and may have taken effect"
+            return UpstreamResponseTooLarge(
+                f"the Scheduler's answer from {url} was larger than {cap} bytes "
+                f"(MAX_UPSTREAM_RESPONSE_BYTES) and was cut off{effect}; the call was not repeated",
+                endpoint=url,
+                max_bytes=cap,
+            )
+        if trace.failure == "redirect":
+            status = next((s for s in reversed(trace.statuses) if 300 <= s < 400), None)
+            return UpstreamFailed(
+                f"the Scheduler at {url} answered with a redirect (HTTP {status}); "
+                "the bridge never follows redirects: configure the endpoint's final URL",
+                endpoint=url,
+            )
+        return UpstreamFailed(
+            f"the endpoint {url} resolved only to addresses the bridge refuses (link-local, or private "
+            "without SCHEDULER_ALLOW_PRIVATE_ENDPOINTS=true); nothing was sent",
+            endpoint=url,
         )
 
 

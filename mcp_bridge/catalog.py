@@ -17,6 +17,8 @@ from jsonschema.exceptions import SchemaError
 from jsonschema.protocols import Validator
 from jsonschema.validators import validator_for
 
+from .redaction import printable
+
 _LOGGER = logging.getLogger(__name__)
 
 MIN_TTL_SECONDS = 1.0
@@ -95,5 +97,7 @@ def _compile(tool: types.Tool) -> Validator | None:
         cls.check_schema(schema)
         return cls(schema, format_checker=cls.FORMAT_CHECKER)
     except SchemaError:
-        _LOGGER.warning("Tool %s has an invalid input schema; arguments pass through unchecked", tool.name)
+        _LOGGER.warning(
+            "Tool %s has an invalid input schema; arguments pass through unchecked", printable(tool.name)
+        )
         return None

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import azure.functions as func
 
+from . import models, redaction
 from .bridge import dump_content, result_text
 from .problems import BadRequest, Misconfigured, PayloadTooLarge, Problem
 from .runtime import get_bridge
@@ -25,26 +26,31 @@ _LOGGER = logging.getLogger(__name__)
 
 CONVERSATION_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 MISSING_ID_MESSAGE = "Please pass a conversation_id on the query string"
+MAX_ARGUMENT_DEPTH = 32
 
 bp = func.Blueprint()
 
 Handler = Callable[[func.HttpRequest], Awaitable[func.HttpResponse]]
 
 
-def _json(body: dict[str, Any], status: int = 200) -> func.HttpResponse:
+def _json(body: models.ToolCallResult | models.ToolList | models.ConversationStatus) -> func.HttpResponse:
     return func.HttpResponse(
-        body=json.dumps(body, separators=(",", ":")),
-        status_code=status,
+        body=body.to_json(),
+        status_code=200,
         mimetype="application/json",
         headers={"Cache-Control": "no-store"},
     )
 
 
-async def respond(req: func.HttpRequest, handler: Handler) -> func.HttpResponse:
+async def respond(
+    req: func.HttpRequest, handler: Handler, *, needs_settings: bool = True
+) -> func.HttpResponse:
     """Run `handler`, turning every failure into problem+json without internals or secrets."""
+    redaction.install()
     instance = urlsplit(req.url).path  # never the query string: it may hold the function key
     try:
-        await ensure_settings()  # resolves Key Vault references on first use; then a cache hit
+        if needs_settings:
+            await ensure_settings()  # resolves Key Vault references on first use; then a cache hit
         return await handler(req)
     except Problem as problem:
         return problem.to_response(instance)
@@ -54,7 +60,7 @@ async def respond(req: func.HttpRequest, handler: Handler) -> func.HttpResponse:
             settings=[{"name": name, "problem": message} for name, message in exc.problems],
         ).to_response(instance)
     except Exception:
-        _LOGGER.exception("Unhandled error in %s", instance)
+        _LOGGER.exception("Unhandled error in %s", redaction.printable(instance))
         return Problem("an unexpected error occurred; see the function's logs").to_response(instance)
 
 
@@ -69,14 +75,41 @@ def read_arguments(req: func.HttpRequest, max_bytes: int) -> dict[str, Any]:
     if not body.strip():
         return {}
     try:
-        arguments = json.loads(body.decode("utf-8"))  # RFC 8259: JSON between systems is UTF-8
+        # RFC 8259: JSON between systems is UTF-8, and NaN/Infinity are not JSON.
+        arguments = json.loads(body.decode("utf-8"), parse_constant=_not_json)
     except UnicodeDecodeError:
         raise BadRequest("the body is not valid UTF-8 JSON") from None
     except json.JSONDecodeError as exc:
         raise BadRequest(f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except _NotJson as exc:
+        raise BadRequest(f"malformed JSON: {exc}") from None
+    except RecursionError:
+        raise BadRequest("the body's JSON is nested too deeply") from None
     if not isinstance(arguments, dict):
         raise BadRequest(f"the body must be a JSON object of tool arguments, not {type(arguments).__name__}")
+    if _nesting(arguments) > MAX_ARGUMENT_DEPTH:
+        # Deeper than any tool's schema goes, and past what the MCP SDK can serialize.
+        raise BadRequest(f"the body's JSON is nested deeper than {MAX_ARGUMENT_DEPTH} levels")
     return arguments
+
+
+def _nesting(value: Any) -> int:
+    deepest, pending = 0, [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            children = item.values() if isinstance(item, dict) else item
+            pending.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+class _NotJson(ValueError):
+    pass
+
+
+def _not_json(constant: str) -> Any:
+    raise _NotJson(f"{constant} is not a JSON value")
 
 
 def check_conversation_id(conversation_id: str) -> str:
@@ -95,20 +128,23 @@ async def _call_tool(req: func.HttpRequest) -> func.HttpResponse:
     outcome = await bridge.call_tool(name, arguments)
     result = outcome.result
     return _json(
-        {
-            "tool": outcome.tool,
-            "endpoint": outcome.endpoint,
-            "content": dump_content(result),
-            "structuredContent": result.structured_content,
-            "isError": False,
-        }
+        models.ToolCallResult(
+            tool=outcome.tool,
+            endpoint=outcome.endpoint,
+            content=dump_content(result),
+            structured_content=result.structured_content,
+        )
     )
 
 
 async def _list_tools(req: func.HttpRequest) -> func.HttpResponse:
     bridge = await get_bridge()
     endpoint, tools = await bridge.list_tools()
-    return _json({"endpoint": endpoint, "tools": [tool.describe() for tool in tools]})
+    return _json(
+        models.ToolList(
+            endpoint=endpoint, tools=[models.ToolDescription.model_validate(t.describe()) for t in tools]
+        )
+    )
 
 
 async def _status_of(conversation_id: str) -> func.HttpResponse:
@@ -120,7 +156,9 @@ async def _status_of(conversation_id: str) -> func.HttpResponse:
     )
     result = outcome.result
     status = result.structured_content if result.structured_content is not None else result_text(result)
-    return _json({"conversation_id": conversation_id, "status": status, "endpoint": outcome.endpoint})
+    return _json(
+        models.ConversationStatus(conversation_id=conversation_id, status=status, endpoint=outcome.endpoint)
+    )
 
 
 async def _conversation_status(req: func.HttpRequest) -> func.HttpResponse:

@@ -7,10 +7,11 @@ what the bridge decided, not from upstream exception text.
 
 from __future__ import annotations
 
-import json
 from typing import Any, ClassVar
 
 import azure.functions as func
+
+from .models import ProblemDetails
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 _TYPE_BASE = "urn:problem:scheduler-bridge:"  # documented in the README, one per slug
@@ -49,7 +50,7 @@ class Problem(Exception):
 
     def to_response(self, instance: str | None = None) -> func.HttpResponse:
         return func.HttpResponse(
-            body=json.dumps(self.to_dict(instance)),
+            body=ProblemDetails.render(self.to_dict(instance)),
             status_code=self.status,
             headers={"Content-Type": PROBLEM_CONTENT_TYPE, "Cache-Control": "no-store", **self.headers},
         )
@@ -94,6 +95,11 @@ class UpstreamFailed(Problem):
     status = 502
     slug = "upstream-error"
     title = "The Scheduler failed"
+
+
+class UpstreamResponseTooLarge(UpstreamFailed):
+    slug = "upstream-response-too-large"
+    title = "The Scheduler's answer was too large"
 
 
 class OutcomeUnknown(UpstreamFailed):

@@ -15,6 +15,8 @@ from typing import Any, Protocol
 
 import httpx2
 
+from . import redaction
+from .addresses import guard_connections
 from .auth import BearerTokenAuth, HeaderKeyAuth
 from .bridge import SchedulerBridge
 from .scheduler_secrets import SchedulerSecrets, load_scheduler_secrets
@@ -38,6 +40,7 @@ async def get_bridge() -> SchedulerBridge:
     global _creating
     if _bridge is not None:
         return _bridge
+    redaction.install()
     settings = await ensure_settings()
     if _creating is None:
         _creating = asyncio.Lock()
@@ -66,14 +69,15 @@ async def reset_bridge() -> None:
 
 
 def scheduler_http_client(settings: BridgeSettings, auth: httpx2.Auth | None) -> httpx2.AsyncClient:
-    """The pooled client for Scheduler traffic: explicit limits and timeouts, no redirects."""
+    """The pooled client for Scheduler traffic: explicit limits and timeouts, no redirects, every
+    connection checked against the endpoint address policy, answers capped in size."""
     deadline = settings.scheduler_timeout_seconds
-    transport = ShieldedTransport(
-        httpx2.AsyncHTTPTransport(
-            limits=httpx2.Limits(max_connections=256, max_keepalive_connections=128, keepalive_expiry=60),
-            retries=0,
-        )
+    pool = httpx2.AsyncHTTPTransport(
+        limits=httpx2.Limits(max_connections=256, max_keepalive_connections=128, keepalive_expiry=60),
+        retries=0,
     )
+    guard_connections(pool, allow_private=settings.scheduler_allow_private_endpoints)
+    transport = ShieldedTransport(pool, max_response_bytes=settings.max_upstream_response_bytes)
     return httpx2.AsyncClient(
         auth=auth,
         transport=transport,
@@ -147,6 +151,15 @@ def build_bridge(
     """A bridge; `secrets` supplies api_key credentials read from Key Vault (`load_scheduler_secrets`)."""
     # httpx2 logs every request URL at INFO; a SAS URL's signature must not reach the logs.
     logging.getLogger("httpx2").setLevel(logging.WARNING)
+    redaction.install(
+        header_names=[settings.scheduler_api_key_header],
+        secrets=[
+            settings.scheduler_api_key.get_secret_value() if settings.scheduler_api_key else None,
+            settings.storage_connection_string,
+            os.environ.get("IDENTITY_HEADER"),
+            os.environ.get("MSI_SECRET"),
+        ],
+    )
     tokens: TokenProvider | None = None
     auth: httpx2.Auth | None = None
     credential: object | None = None

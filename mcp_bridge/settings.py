@@ -14,9 +14,18 @@ from functools import cached_property
 from typing import Annotated, Literal, TypeVar
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from . import addresses
 from .keyvault_reference import KeyVaultReference, substitute_references
 from .keyvault_settings import KeyVaultSettings, VaultAccess
 from .seed_config import SeedConfigError, SeedLayer, layer_seed_config
@@ -45,6 +54,8 @@ class EnvVar:
     ALLOWED_TOOLS = "SCHEDULER_ALLOWED_TOOLS"
     TIMEOUT_SECONDS = "SCHEDULER_TIMEOUT_SECONDS"
     MAX_REQUEST_BYTES = "MAX_REQUEST_BYTES"
+    ALLOW_PRIVATE_ENDPOINTS = "SCHEDULER_ALLOW_PRIVATE_ENDPOINTS"
+    MAX_UPSTREAM_RESPONSE_BYTES = "MAX_UPSTREAM_RESPONSE_BYTES"
     AZURE_CLIENT_ID = "AZURE_CLIENT_ID"
     # Key Vault, the seeds' switch and the seeds' config file (keyvault_settings, seed_config)
     USE_AZURE_SERVICES = "USE_AZURE_SERVICES"
@@ -70,6 +81,8 @@ class BridgeSettings(BaseSettings, KeyVaultSettings):
 
     model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
 
+    # Declared before the endpoints: their validator reads it.
+    scheduler_allow_private_endpoints: bool = False
     scheduler_endpoints: Annotated[list[str], NoDecode] = Field(min_length=1)
     scheduler_auth: AuthMode = "managed_identity"
     scheduler_token_scope: str | None = None
@@ -83,6 +96,7 @@ class BridgeSettings(BaseSettings, KeyVaultSettings):
     scheduler_allowed_tools: Annotated[frozenset[str] | None, NoDecode] = None
     scheduler_timeout_seconds: float = Field(default=30.0, gt=0, le=230)
     max_request_bytes: int = Field(default=1_048_576, gt=0)
+    max_upstream_response_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
     tools_cache_ttl_seconds: float = Field(default=300.0, gt=0)
 
     # Health probes and the shared snapshot
@@ -126,13 +140,24 @@ class BridgeSettings(BaseSettings, KeyVaultSettings):
 
     @field_validator("scheduler_endpoints")
     @classmethod
-    def _endpoints_are_urls(cls, value: list[str]) -> list[str]:
-        for url in value:
+    def _endpoints_are_urls(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        # The endpoint address policy lives in addresses.py; the same rules run again at connect time.
+        allow_private = info.data.get("scheduler_allow_private_endpoints") is True
+        for position, url in enumerate(value, start=1):
             parts = urlsplit(url)
             if parts.username or parts.password:
                 raise ValueError("endpoint URLs must not carry credentials")
             if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise ValueError(f"{url!r} is not an http(s) URL")
+                raise ValueError(f"endpoint {position} is not an http(s) URL")
+            host = parts.hostname
+            if parts.scheme != "https" and not addresses.is_loopback_host(host):
+                raise ValueError(
+                    f"endpoint {position} ({host}) must use https; plain http is allowed only for loopback"
+                )
+            literal = addresses.literal_address(host)
+            reason = None if literal is None else addresses.refusal(literal, allow_private=allow_private)
+            if reason is not None:
+                raise ValueError(f"endpoint {position} ({host}) is refused: {reason}")
         if len(set(value)) != len(value):
             raise ValueError("an endpoint is listed twice")
         return value

@@ -52,8 +52,10 @@ class UpstreamSession:
         *,
         connect_timeout: float,
         tools_ttl: float,
+        max_event_bytes: int | None = 1024 * 1024,
     ) -> None:
         self.url = url
+        self._max_event_bytes = max_event_bytes
         self._http = http_client
         self._connect_timeout = connect_timeout
         self._tools_ttl = tools_ttl
@@ -147,7 +149,11 @@ class UpstreamSession:
         current_trace.set(trace)
         try:
             async with Client(
-                streamable_http_client(self.url, http_client=self._http),
+                # The SDK's own 1 MiB cap per SSE event would cut answers the bridge's cap allows
+                # (wire.ShieldedTransport enforces MAX_UPSTREAM_RESPONSE_BYTES per event, first).
+                streamable_http_client(
+                    self.url, http_client=self._http, max_sse_event_size=self._max_event_bytes
+                ),
                 mode="auto",
                 cache=None,
                 client_info=CLIENT_INFO,

@@ -9,17 +9,27 @@ call in flight on the session and hiding *why* it failed. Two things fix both:
 - `WireTrace`, held in a context variable, records what happened. The SDK starts each POST task in
   the *sender's* context, so the trace the caller set is the one its own POST writes to. The call
   path reads it afterwards to tell "never reached the server" from "outcome unknown".
+
+The same transport refuses what the bridge must never act on: a redirect (the SDK's transport
+follows a same-origin 307/308 by itself, so the refusal has to happen below it) and an answer larger
+than `MAX_UPSTREAM_RESPONSE_BYTES`. Each becomes a recorded failure (`redirect`, `too_large`), never a
+followed Location or an unbounded buffer.
 """
 
 from __future__ import annotations
 
 import email.utils
+import logging
 import time
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Literal
 
 import httpx2
+
+from .addresses import AddressRefused
+
+_LOGGER = logging.getLogger(__name__)
 
 SYNTHETIC_STATUS = 599
 """Status of the stand-in response for a request that got no HTTP response at all."""
@@ -32,10 +42,14 @@ Failure = Literal[
     "read_timeout",  # reached the server, outcome unknown
     "read_error",  # reset mid-response, outcome unknown
     "protocol",  # malformed HTTP, outcome unknown
-    "too_large",  # the response exceeded the bridge's cap
+    "too_large",  # the response exceeded the bridge's cap: the server answered, we refused to read it
+    "redirect",  # a 3xx: refused, never followed
+    "address_refused",  # the endpoint resolved to an address the policy refuses: never sent
 ]
 
-NEVER_SENT: frozenset[Failure] = frozenset({"connect", "connect_timeout", "pool_timeout"})
+NEVER_SENT: frozenset[Failure] = frozenset({"connect", "connect_timeout", "pool_timeout", "address_refused"})
+REFUSED: frozenset[Failure] = frozenset({"too_large", "redirect", "address_refused"})
+"""Failures that are the bridge's own refusal, not the network's doing."""
 
 
 @dataclass
@@ -62,6 +76,8 @@ current_trace: ContextVar[WireTrace | None] = ContextVar("scheduler_bridge_wire_
 
 
 def classify(exc: httpx2.TransportError) -> Failure:
+    if isinstance(exc.__cause__, AddressRefused):  # httpx2 re-raises httpcore errors `from` them
+        return "address_refused"
     if isinstance(exc, httpx2.ConnectTimeout):
         return "connect_timeout"
     if isinstance(exc, httpx2.PoolTimeout):
@@ -97,18 +113,53 @@ class BrokenUpstreamBody(httpx2.StreamError):
     """The response body broke off; a `StreamError` so the SDK fails only the call it belongs to."""
 
 
+_EVENT_BOUNDARIES = (b"\n\n", b"\r\r", b"\r\n\r\n")
+
+
 class _ShieldedStream(httpx2.AsyncByteStream):
-    def __init__(self, inner: httpx2.AsyncByteStream, trace: WireTrace | None, limit: int | None) -> None:
+    """A response body that fails alone, and is cut off past `limit` bytes.
+
+    For an event stream the limit applies to each event (bytes since the last blank line): a
+    `subscriptions/listen` or standalone GET stream lives for hours and may carry any number of
+    small events, while one event (one JSON-RPC message) must stay under the cap.
+    """
+
+    def __init__(
+        self, inner: httpx2.AsyncByteStream, trace: WireTrace | None, limit: int | None, *, per_event: bool
+    ) -> None:
         self._inner = inner
         self._trace = trace
         self._limit = limit
+        self._per_event = per_event
+        self._held = 0
+        self._tail = b""
+
+    def _count(self, chunk: bytes) -> int:
+        """Bytes held against the limit after `chunk`: the body so far, or the largest event."""
+        if not self._per_event:
+            self._held += len(chunk)
+            return self._held
+        scan = self._tail + chunk  # a boundary may straddle two chunks
+        counted = len(self._tail)
+        held, largest, search = self._held, 0, 0
+        while True:
+            found = [(at, len(b)) for b in _EVENT_BOUNDARIES if (at := scan.find(b, search)) >= 0]
+            if not found:
+                break
+            at, length = min(found)
+            search = at + length
+            if search <= counted:  # ended inside the tail: counted with the previous chunk
+                continue
+            largest = max(largest, held + search - counted)
+            held, counted = 0, search
+        held += len(scan) - counted
+        self._held, self._tail = held, scan[-3:]
+        return max(largest, held)
 
     async def __aiter__(self):  # type: ignore[override]
-        received = 0
         try:
             async for chunk in self._inner:
-                received += len(chunk)
-                if self._limit is not None and received > self._limit:
+                if self._limit is not None and self._count(chunk) > self._limit:
                     self._note("too_large")
                     raise BrokenUpstreamBody("response exceeded the size limit")
                 yield chunk
@@ -139,22 +190,41 @@ class ShieldedTransport(httpx2.AsyncBaseTransport):
         try:
             response = await self._inner.handle_async_request(request)
         except httpx2.TransportError as exc:
-            failure = classify(exc)
-            if trace is not None:
-                trace.failure = failure
-            return httpx2.Response(
-                SYNTHETIC_STATUS,
-                headers={"content-type": "text/plain", "x-bridge-failure": failure},
-                content=b"",
-                request=request,
-            )
+            return _synthetic(request, trace, classify(exc))
         if trace is not None:
             trace.statuses.append(response.status_code)
             if response.status_code in (429, 502, 503, 504):
                 trace.retry_after = parse_retry_after(response.headers.get("retry-after"))
+        if 300 <= response.status_code < 400:
+            # No Location reaches the SDK, so there is nothing for it to follow.
+            _LOGGER.warning(
+                "Refused a redirect (HTTP %d) from %s; redirects are never followed",
+                response.status_code,
+                request.url.copy_with(query=None),
+            )
+            await response.aclose()
+            return _synthetic(request, trace, "redirect")
+        event_stream = response.headers.get("content-type", "").lower().startswith("text/event-stream")
+        limit = self._max_response_bytes
+        declared = response.headers.get("content-length", "")
+        if limit is not None and not event_stream and declared.isdigit() and int(declared) > limit:
+            await response.aclose()  # refused before reading a byte of it
+            return _synthetic(request, trace, "too_large")
         assert isinstance(response.stream, httpx2.AsyncByteStream)
-        response.stream = _ShieldedStream(response.stream, trace, self._max_response_bytes)
+        response.stream = _ShieldedStream(response.stream, trace, limit, per_event=event_stream)
         return response
 
     async def aclose(self) -> None:
         await self._inner.aclose()
+
+
+def _synthetic(request: httpx2.Request, trace: WireTrace | None, failure: Failure) -> httpx2.Response:
+    """The stand-in answer for a request that failed or was refused: the SDK sees an error status."""
+    if trace is not None:
+        trace.failure = failure
+    return httpx2.Response(
+        SYNTHETIC_STATUS,
+        headers={"content-type": "text/plain", "x-bridge-failure": failure},
+        content=b"",
+        request=request,
+    )

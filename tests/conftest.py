@@ -52,6 +52,11 @@ class Devstack:
     def schedulers(self) -> list[SchedulerProcess]:
         return [self.east, self.west, self.legacy]
 
+    def ensure_running(self) -> None:
+        for process in [*self.schedulers(), self.identity]:
+            if not process.is_running():
+                process.restart()
+
 
 @pytest.fixture(scope="session")
 def devstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devstack]:
@@ -101,13 +106,10 @@ def identity_requests(devstack: Devstack) -> int:
 @pytest.fixture
 def stack(devstack: Devstack) -> Iterator[Devstack]:
     """The devstack, with counters zeroed, faults cleared and every process running."""
+    devstack.ensure_running()
     for process in devstack.schedulers():
-        if not process.is_running():
-            process.restart()
         control(process.url, "DELETE", "/_devstack/faults")
         control(process.url, "POST", "/_devstack/reset")
-    if not devstack.identity.is_running():
-        devstack.identity.restart()
     control(devstack.identity.url, "POST", "/_devstack/config", {"fail": False, "lifetime_seconds": 3600})
     control(devstack.identity.url, "POST", "/_devstack/reset")
     yield devstack
