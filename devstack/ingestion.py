@@ -27,6 +27,7 @@ import argparse
 import gzip
 import json
 import logging
+import re
 import zlib
 from typing import Any
 
@@ -34,6 +35,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from devstack.serving import configure_logging, serve
 
@@ -51,7 +53,7 @@ def connection_string(url: str, *, instrumentation_key: str = DEVSTACK_INSTRUMEN
     return f"InstrumentationKey={instrumentation_key};IngestionEndpoint={base};LiveEndpoint={base}"
 
 
-def build_app() -> Starlette:
+def build_app() -> ASGIApp:
     """The ASGI app serving `POST /v2.1/track`, the live-metrics ping and the control API."""
     envelopes: list[dict[str, Any]] = []
 
@@ -85,7 +87,7 @@ def build_app() -> Starlette:
         envelopes.clear()
         return JSONResponse({"envelopes": 0})
 
-    return Starlette(
+    app = Starlette(
         routes=[
             Route(TRACK_PATH, track, methods=["POST"]),
             Route("/QuickPulseService.svc/{operation:path}", live_metrics, methods=["POST"]),
@@ -93,6 +95,16 @@ def build_app() -> Starlette:
             Route("/_devstack/reset", reset, methods=["POST"]),
         ]
     )
+    return _collapse_slashes(app)
+
+
+def _collapse_slashes(app: ASGIApp) -> ASGIApp:
+    async def collapsed(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and "//" in scope["path"]:
+            scope = {**scope, "path": re.sub("/{2,}", "/", scope["path"])}
+        await app(scope, receive, send)
+
+    return collapsed
 
 
 def _parse_items(raw: bytes, encoding: str) -> list[Any]:

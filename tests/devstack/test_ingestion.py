@@ -97,3 +97,13 @@ def test_connection_string_points_ingestion_and_live_metrics_at_the_stand_in() -
         "IngestionEndpoint": "http://127.0.0.1:5149/",
         "LiveEndpoint": "http://127.0.0.1:5149/",
     }
+
+
+async def test_the_doubled_slash_of_a_trailing_slash_endpoint_is_tolerated(
+    ingestion: httpx2.AsyncClient,
+) -> None:
+    # Connection strings end the endpoint with "/", and the exporter appends "/v2.1/track" to it.
+    url = str(ingestion.base_url).rstrip("/") + "/" + TRACK_PATH
+    response = await ingestion.post(url, json=[envelope("x")])
+
+    assert response.json()["itemsAccepted"] == 1
