@@ -16,6 +16,7 @@ import httpx2
 from .auth import BearerTokenAuth, HeaderKeyAuth
 from .bridge import SchedulerBridge
 from .settings import BridgeSettings, load_settings
+from .telemetry import configure_telemetry
 from .tokens import TokenProvider
 from .wire import ShieldedTransport
 
@@ -32,6 +33,7 @@ async def get_bridge() -> SchedulerBridge:
     global _creating
     if _bridge is not None:
         return _bridge
+    configure_telemetry()  # once per process; a no-op after the first call
     settings = load_settings()
     if _creating is None:
         _creating = asyncio.Lock()
