@@ -15,7 +15,6 @@ import logging
 import time
 from collections.abc import Mapping
 from types import TracebackType
-from typing import Any
 
 from opentelemetry import context, metrics, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
@@ -62,7 +61,7 @@ class OtelRecorder:
         return _TokenRefresh(self, n.SPAN_TOKEN_REFRESH, SpanKind.INTERNAL, None)
 
     def probe(self, endpoint: str) -> _Probe:
-        return _Probe(self, n.SPAN_PROBE, SpanKind.INTERNAL, n.endpoint_attributes(endpoint))
+        return _Probe(self, endpoint)
 
     def record_failover(
         self, *, scope: str, from_endpoint: str | None, to_endpoint: str | None, reason: str
@@ -240,8 +239,8 @@ class _Probe(_Span):
 
     __slots__ = ("_latency_ms", "_result")
 
-    def __init__(self, *args: Any) -> None:
-        super().__init__(*args)
+    def __init__(self, recorder: OtelRecorder, endpoint: str) -> None:
+        super().__init__(recorder, n.SPAN_PROBE, SpanKind.INTERNAL, n.endpoint_attributes(endpoint))
         self._result: str | None = None
         self._latency_ms: float | None = None
 
