@@ -28,6 +28,7 @@ from typing import IO
 
 import httpx2
 
+from devstack.ingestion import connection_string as ingestion_connection_string
 from devstack.serving import LOOPBACK_HOST, PARENT_PID_ENV
 
 _LOGGER = logging.getLogger(__name__)
@@ -196,6 +197,15 @@ class SchedulerProcess(ManagedProcess):
 
 
 @dataclass
+class IngestionProcess(ManagedProcess):
+    """The Azure Monitor ingestion stand-in; `connection_string` points the real exporter at it."""
+
+    @property
+    def connection_string(self) -> str:
+        return ingestion_connection_string(self.url)
+
+
+@dataclass
 class IdentityProcess(ManagedProcess):
     """The managed-identity endpoint; `token_url` is the value for IDENTITY_ENDPOINT."""
 
@@ -330,6 +340,26 @@ def start_identity(
         port=port,
         log_path=log_dir / "identity.log",
         ready_path="/_devstack/counters",
+    )
+    _launch(process, wait=wait, ready_timeout=ready_timeout)
+    return process
+
+
+def start_ingestion(
+    *,
+    port: int,
+    log_dir: Path,
+    wait: bool = True,
+    ready_timeout: float = DEFAULT_READY_TIMEOUT_SECONDS,
+) -> IngestionProcess:
+    """Start `python -m devstack.ingestion`; ready when `GET /_devstack/envelopes` answers."""
+    process = IngestionProcess(
+        name="ingestion",
+        module="devstack.ingestion",
+        args=["--port", str(port)],
+        port=port,
+        log_path=log_dir / "ingestion.log",
+        ready_path="/_devstack/envelopes",
     )
     _launch(process, wait=wait, ready_timeout=ready_timeout)
     return process

@@ -20,7 +20,7 @@ import httpx2
 import mcp_types as types
 from mcp import Client, MCPError
 
-from . import retry
+from . import retry, telemetry
 from .catalog import CatalogTool, ToolCatalog
 from .health import HealthBoard
 from .probe import probe_interval_seconds
@@ -171,31 +171,40 @@ class SchedulerBridge:
         if not self.settings.tool_is_allowed(name):
             raise ToolNotAllowed(f"the tool {name!r} is not on this bridge's allowlist", tool=name)
         attempts = 0
+        session: UpstreamSession | None = None
 
         async def op(attempt: Attempt) -> ToolCallOutcome:
-            nonlocal attempts
-            attempts = attempt.number
+            nonlocal attempts, session
+            attempts, session = attempt.number, attempt.session
             result = await self._call_on(attempt, name, arguments)
             return ToolCallOutcome(
                 name, attempt.session.url, result, attempt.number, attempt.session.protocol_version
             )
 
         started = time.perf_counter()
-        outcome = "error"
-        try:
-            result = await self._run(op)
-            outcome = "tool_error" if result.result.is_error else "ok"
-        except Problem as problem:
-            outcome = problem.slug
-            raise
-        finally:
-            _LOGGER.info(
-                "tool=%s outcome=%s attempts=%d duration_ms=%.1f",
-                printable(name),
-                outcome,
-                attempts,
-                (time.perf_counter() - started) * 1000,
-            )
+        outcome, status = "error", 500
+        with telemetry.tool_call(name) as call:
+            try:
+                result = await self._run(op)
+                outcome, status = ("tool_error", ToolFailed.status) if result.result.is_error else ("ok", 200)
+            except Problem as problem:
+                outcome, status = problem.slug, problem.status
+                raise
+            finally:
+                _LOGGER.info(
+                    "tool=%s outcome=%s attempts=%d duration_ms=%.1f",
+                    printable(name),
+                    outcome,
+                    attempts,
+                    (time.perf_counter() - started) * 1000,
+                )
+                call.finish(
+                    outcome=outcome,
+                    status=status,
+                    attempts=attempts,
+                    endpoint=None if session is None else session.url,
+                    protocol_version=None if session is None else session.protocol_version,
+                )
         if result.result.is_error:
             raise ToolFailed(
                 f"the Scheduler's tool {name!r} reported an error",
@@ -259,6 +268,10 @@ class SchedulerBridge:
                 _LOGGER.warning(
                     "Attempt %d at %s failed safely (%s); retrying", number, url, printable(failure)
                 )
+                if next_url != url:
+                    telemetry.record_failover(
+                        scope="call", from_endpoint=url, to_endpoint=next_url, reason=failure.problem.slug
+                    )
                 await retry.sleep(wait)
                 continue
             except (UpstreamFailed, Unavailable) as problem:

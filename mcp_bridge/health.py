@@ -21,6 +21,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from . import telemetry
+
 UNHEALTHY_AFTER = 3
 HEALTHY_AFTER = 2
 EJECT_AFTER = 5
@@ -110,6 +112,9 @@ class HealthBoard:
     def _note_active(self, url: str) -> None:
         if self._last_active is not None and url != self._last_active:
             self.failovers += 1
+            telemetry.record_failover(
+                scope="active", from_endpoint=self._last_active, to_endpoint=url, reason="health"
+            )
         self._last_active = url
 
     # -- signals ------------------------------------------------------------------------------

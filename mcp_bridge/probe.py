@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
+from . import telemetry
 from .problems import Problem
 from .upstream import ConnectFailed, UpstreamSession
 from .wire import WireTrace, current_trace
@@ -39,7 +40,7 @@ class ProbeResult:
 
 async def probe_all(bridge: SchedulerBridge) -> list[ProbeResult]:
     """Probe every endpoint concurrently, record the results, and share them."""
-    results = await asyncio.gather(*(probe_endpoint(bridge, session) for session in bridge.endpoints))
+    results = await asyncio.gather(*(_probe_traced(bridge, session) for session in bridge.endpoints))
     board = bridge.health
     before = board.active_endpoint()
     for result in results:
@@ -49,6 +50,13 @@ async def probe_all(bridge: SchedulerBridge) -> list[ProbeResult]:
         _LOGGER.warning("Active endpoint changed: %s -> %s", before, after)
     await bridge.publish_health()
     return results
+
+
+async def _probe_traced(bridge: SchedulerBridge, session: UpstreamSession) -> ProbeResult:
+    with telemetry.probe(session.url) as span:
+        result = await probe_endpoint(bridge, session)
+        span.result(ok=result.ok, error=result.error, latency_ms=result.latency_ms)
+        return result
 
 
 async def probe_endpoint(bridge: SchedulerBridge, session: UpstreamSession) -> ProbeResult:

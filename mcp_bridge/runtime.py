@@ -22,6 +22,7 @@ from .bridge import SchedulerBridge
 from .scheduler_secrets import SchedulerSecrets, load_scheduler_secrets
 from .settings import BridgeSettings
 from .settings_loader import ensure_settings
+from .telemetry import configure_telemetry
 from .tokens import TokenProvider
 from .wire import ShieldedTransport
 
@@ -42,6 +43,9 @@ async def get_bridge() -> SchedulerBridge:
         return _bridge
     redaction.install()
     settings = await ensure_settings()
+    connection_string = settings.applicationinsights_connection_string
+    # Once per process; a no-op after the first call.
+    configure_telemetry(connection_string=connection_string.get_secret_value() if connection_string else None)
     if _creating is None:
         _creating = asyncio.Lock()
     async with _creating:

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 from azure.core.credentials import AccessTokenInfo, TokenRequestOptions
 
+from . import telemetry
 from .problems import IdentityUnavailable
 
 _LOGGER = logging.getLogger(__name__)
@@ -135,8 +136,9 @@ class TokenProvider:
     async def _refresh(self) -> AccessTokenInfo:
         started = self._clock()
         try:
-            async with asyncio.timeout(self._acquire_timeout):
-                token = await self._credential.get_token_info(self._scope, options=self._fresh_options)
+            with telemetry.token_refresh():
+                async with asyncio.timeout(self._acquire_timeout):
+                    token = await self._credential.get_token_info(self._scope, options=self._fresh_options)
         except Exception as exc:
             self._last_error = type(exc).__name__
             self._next_attempt_at = self._clock() + RETRY_AFTER_FAILURE_SECONDS

@@ -41,6 +41,13 @@ SCOPE = f"{AUDIENCE}/.default"
 SECRETS = (API_KEY, IDENTITY_HEADER, SIGNING_KEY)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # A developer's shell may carry a real connection string: the suite must never export to it.
+    # (tests/test_telemetry.py turns telemetry on in separate processes, against the devstack.)
+    for name in ("APPLICATIONINSIGHTS_CONNECTION_STRING", "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY"):
+        os.environ.pop(name, None)
+
+
 @dataclass
 class Devstack:
     identity: IdentityProcess
