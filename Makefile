@@ -25,6 +25,7 @@ run: install
 	$(PY) -m devstack.run
 
 test: install
+	$(PY) -m ruff check .
 	$(PY) -m pytest -q
 
 lint: install
