@@ -2,6 +2,10 @@
 
 Handlers only parse and shape. Everything that touches the Scheduler goes through the shared
 `SchedulerBridge`, so bad input is refused here before any upstream call is made.
+
+The bridge, its settings and everything they pull in (mcp, httpx2, pydantic, jsonschema,
+azure-identity) are imported by the handlers on first use, not here: the host imports this module
+to index the functions, and indexing needs only the decorators (cold start; README "Performance").
 """
 
 from __future__ import annotations
@@ -15,10 +19,7 @@ from urllib.parse import urlsplit
 
 import azure.functions as func
 
-from .bridge import dump_content, result_text
 from .problems import BadRequest, Misconfigured, PayloadTooLarge, Problem
-from .runtime import get_bridge
-from .settings import SettingsError, load_settings
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -41,6 +42,8 @@ def _json(body: dict[str, Any], status: int = 200) -> func.HttpResponse:
 
 async def respond(req: func.HttpRequest, handler: Handler) -> func.HttpResponse:
     """Run `handler`, turning every failure into problem+json without internals or secrets."""
+    from .settings import SettingsError
+
     instance = urlsplit(req.url).path  # never the query string: it may hold the function key
     try:
         return await handler(req)
@@ -86,6 +89,10 @@ def check_conversation_id(conversation_id: str) -> str:
 
 
 async def _call_tool(req: func.HttpRequest) -> func.HttpResponse:
+    from .bridge import dump_content
+    from .runtime import get_bridge
+    from .settings import load_settings
+
     settings = load_settings()
     arguments = read_arguments(req, settings.max_request_bytes)
     name = req.route_params.get("tool_name", "")
@@ -104,12 +111,18 @@ async def _call_tool(req: func.HttpRequest) -> func.HttpResponse:
 
 
 async def _list_tools(req: func.HttpRequest) -> func.HttpResponse:
+    from .runtime import get_bridge
+
     bridge = await get_bridge()
     endpoint, tools = await bridge.list_tools()
     return _json({"endpoint": endpoint, "tools": [tool.describe() for tool in tools]})
 
 
 async def _status_of(conversation_id: str) -> func.HttpResponse:
+    from .bridge import result_text
+    from .runtime import get_bridge
+    from .settings import load_settings
+
     settings = load_settings()
     check_conversation_id(conversation_id)
     bridge = await get_bridge()
