@@ -35,21 +35,21 @@ from .stack import start_stack
 @dataclass(frozen=True)
 class Plan:
     rounds: int = 500
-    naive_every: int = 8
-    pairs: int = 5
-    legacy_pairs: int = 3
+    naive_every: int = 5
+    pairs: int = 8
+    legacy_pairs: int = 5
     window: float = 0.5  # doubled at 100 callers
     burst: int = 100
     http_connections: tuple[int, ...] = (1, 32)
-    http_seconds: float = 2.5
+    http_seconds: float = 3.0
     http_rounds: int = 2
-    import_runs: int = 7
+    import_runs: int = 9
     first_runs: int = 3
 
     @classmethod
     def quick(cls) -> Plan:
         return cls(
-            rounds=150, slices=2, window=0.5, http_seconds=1.0, http_rounds=1, import_runs=3, first_runs=1
+            rounds=150, pairs=2, legacy_pairs=1, http_seconds=1.0, http_rounds=1, import_runs=3, first_runs=1
         )
 
 

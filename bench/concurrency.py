@@ -1,10 +1,12 @@
 """Section 2: many callers at once, bridge vs raw, plus a cold start under a burst.
 
-Each level runs time slices alternating bridge and raw (B R R B ...), each counting the calls that
-complete inside a window once the callers are all in flight; the throughput ratio is the median of
-the ratios of adjacent slices. Errors are calls that did not return a tool result. Before the load,
-a fresh bridge takes 100 calls at once: the identity endpoint and the Scheduler count what that
-cold start cost (one token request and one MCP session are the goal).
+At each level the same callers run without pause while their target switches between bridge and
+raw every slice (B R R B ...). A slice counts the calls of its variant that complete inside its
+window, which opens once the calls still in flight from the previous slice have had time to finish;
+the throughput ratio is the median of the ratios of adjacent slices (B R and R B pairs), so load
+from elsewhere that comes and goes cancels out. Errors are calls that did not return a tool result.
+Before the load, a fresh bridge takes 100 calls at once: the identity endpoint and the Scheduler
+count what that cold start cost (one token request and one MCP session are the goal).
 """
 
 from __future__ import annotations
@@ -32,6 +34,14 @@ class LevelResult:
     elapsed: dict[str, float] = field(default_factory=lambda: {"bridge": 0.0, "raw": 0.0})
     latencies: dict[str, list[float]] = field(default_factory=lambda: {"bridge": [], "raw": []})
     pair_ratios: list[float] = field(default_factory=list)  # bridge/raw of adjacent slices
+    cpu: dict[str, float] = field(default_factory=lambda: {"bridge": 0.0, "raw": 0.0})  # in windows
+
+    def cpu_per_call_ms(self, variant: str) -> float:
+        return ms(ratio(self.cpu[variant], self.calls[variant]))
+
+    def cpu_busy(self, variant: str) -> float:
+        """Share of one core this process used during the variant's windows (1.0: CPU-bound)."""
+        return ratio(self.cpu[variant], self.elapsed[variant])
 
     def throughput(self, variant: str) -> float:
         return ratio(self.calls[variant], self.elapsed[variant])
@@ -43,6 +53,11 @@ class LevelResult:
     def throughput_ratio(self) -> float:
         """Median of the bridge/raw ratios of adjacent slices: robust to load that comes and goes."""
         return median(self.pair_ratios)
+
+    @property
+    def ratio_spread(self) -> tuple[float, float]:
+        """Interquartile range of the pair ratios."""
+        return percentile(self.pair_ratios, 25), percentile(self.pair_ratios, 75)
 
 
 @dataclass
@@ -90,36 +105,65 @@ async def cold_burst(rig: Rig, era: str, callers: int) -> ColdBurst:
     )
 
 
-async def _slice(
-    call: Callable[[], Awaitable[bool]], callers: int, *, warmup: float, window: float
-) -> tuple[int, int, list[float]]:
-    """Calls completed inside `window` after `warmup`, with `callers` always in flight.
+@dataclass
+class _Slice:
+    variant: str
+    opens: float
+    closes: float
+    completed: int = 0
+    cpu: float = 0.0
 
-    Ramp-up and drain fall outside the window, so a slice measures steady state even when one call
-    takes as long as the window at 100 callers.
-    """
+
+async def _run_level(
+    variants: dict[str, Callable[[], Awaitable[bool]]],
+    level: LevelResult,
+    *,
+    pairs: int,
+    settle: float,
+    window: float,
+) -> None:
     loop = asyncio.get_running_loop()
-    opens = loop.time() + warmup
-    closes = opens + window
-    completed = errors = 0
-    latencies: list[float] = []
+    begins = loop.time()
+    slices = [
+        _Slice(variant, opens, opens + window)
+        for number in range(2 * pairs)
+        for variant in [_PATTERN[number % len(_PATTERN)]]
+        for opens in [begins + number * (settle + window) + settle]
+    ]
+    ends = slices[-1].closes
 
-    async def worker() -> None:
-        nonlocal completed, errors
-        while loop.time() < closes:
-            started = loop.time()
+    def current(now: float) -> _Slice:
+        return slices[min(int((now - begins) / (settle + window)), len(slices) - 1)]
+
+    async def caller() -> None:
+        while (now := loop.time()) < ends:
+            target = current(now)
             try:
-                ok = await call()
+                ok = await variants[target.variant]()
             except Exception:
                 ok = False
             finished = loop.time()
-            if opens <= finished <= closes:
-                completed += 1
-                errors += not ok
-                latencies.append(finished - started)
+            counted = current(finished)
+            if counted.variant == target.variant and counted.opens <= finished <= counted.closes:
+                counted.completed += 1
+                level.calls[target.variant] += 1
+                level.errors[target.variant] += not ok
+                level.latencies[target.variant].append(finished - now)
 
-    await asyncio.gather(*(worker() for _ in range(callers)))
-    return completed, errors, latencies
+    async def clock() -> None:
+        for item in slices:
+            await asyncio.sleep(max(0.0, item.opens - loop.time()))
+            started = time.process_time()
+            await asyncio.sleep(max(0.0, item.closes - loop.time()))
+            item.cpu = time.process_time() - started
+
+    await asyncio.gather(clock(), *(caller() for _ in range(level.callers)))
+    for first, second in zip(slices[::2], slices[1::2], strict=True):
+        rates = {item.variant: item.completed / window for item in (first, second)}
+        level.pair_ratios.append(ratio(rates["bridge"], rates["raw"]))
+    for item in slices:
+        level.elapsed[item.variant] += window
+        level.cpu[item.variant] += item.cpu
 
 
 async def run_concurrency(
@@ -138,22 +182,9 @@ async def run_concurrency(
         sessions_before = control(primary.url)["sessions_created"]
         for callers in levels:
             level = LevelResult(callers)
-            # At 100 callers one call takes about half a second: a longer ramp and window.
-            warmup, span = (0.15, window) if callers < 100 else (0.5, 2 * window)
-            previous: float | None = None
-            for number in range(2 * pairs):
-                variant = _PATTERN[number % len(_PATTERN)]
-                completed, errors, latencies = await _slice(
-                    variants[variant], callers, warmup=warmup, window=span
-                )
-                level.calls[variant] += completed
-                level.errors[variant] += errors
-                level.elapsed[variant] += span
-                level.latencies[variant] += latencies
-                rate = completed / span
-                if number % 2 == 1 and previous is not None:
-                    level.pair_ratios.append(rate / previous if variant == "bridge" else previous / rate)
-                previous = rate
+            # At 100 callers one call takes about half a second: a longer settle and window.
+            settle, span = (0.15, window) if callers < 100 else (0.6, 2 * window)
+            await _run_level(variants, level, pairs=pairs, settle=settle, window=span)
             results.append(level)
         sessions_during_load = control(primary.url)["sessions_created"] - sessions_before
     bridge = await get_bridge()

@@ -151,12 +151,16 @@ _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
 def _wrk(target: Target, connections: int, seconds: float, script: Path) -> Run:
     script.write_text(_LUA.format(body=target.body.decode()))
-    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--latency", "-s", str(script)]
+    duration = max(1, round(seconds))  # wrk takes whole seconds
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script)]
     for name, value in target.headers.items():
         command += ["-H", f"{name}: {value}"]
-    output = subprocess.run(  # noqa: S603 - fixed argv, loopback URL
-        [*command, target.url], capture_output=True, text=True, timeout=seconds + 30, check=True
-    ).stdout
+    completed = subprocess.run(  # noqa: S603 - fixed argv, loopback URL
+        [*command, target.url], capture_output=True, text=True, timeout=duration + 30, check=False
+    )
+    if completed.returncode != 0:
+        raise RuntimeError(f"wrk failed ({completed.returncode}): {completed.stderr[-500:]}")
+    output = completed.stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
     errors = 0
     if found := re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output):

@@ -61,40 +61,45 @@ class Report:
             "",
             "### 1. Latency, one caller (`getConversationStatus`, ms)",
             "",
-            "| era | variant | median | p99 | calls | failed |",
-            "|---|---|---:|---:|---:|---:|",
+            "| era | variant | median | p99 | calls | failed | client CPU per call |",
+            "|---|---|---:|---:|---:|---:|---:|",
         ]
         names = {
             "raw": "raw: one persistent `mcp.Client`",
             "bridge": "bridge: `call_tool` function in-process",
-            "naive": "naive: new client and session per call",
+            "naive": "naive: new client, session and token per call (the seeds)",
+            "naive_reused_token": "naive, but one token reused",
         }
         for era, result in self.latency.items():
-            for variant in ("raw", "bridge", "naive"):
+            for variant in names:
                 out.append(
                     f"| {era} | {names[variant]} | {result.median_ms(variant):.2f} | "
                     f"{result.p99_ms(variant):.1f} | {len(result.samples[variant])} | "
-                    f"{result.failures[variant]} |"
+                    f"{result.failures[variant]} | {result.cpu_ms(variant):.2f} |"
                 )
             out.append(
-                f"| {era} | **bridge/raw {result.bridge_over_raw:.3f}, "
-                f"naive/bridge {result.naive_over_bridge:.1f}** | | | | |"
+                f"| {era} | **bridge/raw {result.bridge_over_raw:.3f}; naive/bridge "
+                f"{result.naive_over_bridge:.1f} ({result.reused_token_naive_over_bridge:.1f} "
+                "with the token reused)** | | | | | |"
             )
         out += [
             "",
             "### 2. Concurrency (`getConversationStatus`; steady-state calls/s)",
             "",
-            "| era | callers | raw/s | bridge/s | bridge/raw (median of pairs) | p99 ms raw / bridge "
-            "| errors raw / bridge |",
-            "|---|---:|---:|---:|---:|---:|---:|",
+            "| era | callers | raw/s | bridge/s | bridge/raw: median of pairs (IQR) | p99 ms raw / bridge "
+            "| errors raw / bridge | client CPU ms per call raw / bridge | client CPU busy raw / bridge |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for conc in self.concurrency:
             for level in conc.levels:
                 out.append(
                     f"| {conc.era} | {level.callers} | {level.throughput('raw'):.0f} | "
-                    f"{level.throughput('bridge'):.0f} | {level.throughput_ratio:.3f} | "
+                    f"{level.throughput('bridge'):.0f} | {level.throughput_ratio:.3f} "
+                    f"({level.ratio_spread[0]:.2f}–{level.ratio_spread[1]:.2f}) | "
                     f"{level.p99_ms('raw'):.0f} / {level.p99_ms('bridge'):.0f} | "
-                    f"{level.errors['raw']} / {level.errors['bridge']} |"
+                    f"{level.errors['raw']} / {level.errors['bridge']} | "
+                    f"{level.cpu_per_call_ms('raw'):.2f} / {level.cpu_per_call_ms('bridge'):.2f} | "
+                    f"{level.cpu_busy('raw'):.2f} / {level.cpu_busy('bridge'):.2f} |"
                 )
         out += [
             "",

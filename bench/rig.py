@@ -10,8 +10,8 @@ from typing import Any
 from mcp_bridge.runtime import reset_bridge
 from mcp_bridge.settings import reset_settings
 
-from .callers import BridgeCaller
-from .stack import Stack, apply_env
+from .callers import BridgeCaller, Identity
+from .stack import AUDIENCE, Stack, apply_env
 
 
 @dataclass
@@ -31,6 +31,9 @@ class Rig:
 
     def raw_url(self) -> str:
         return self.stack.primary(self.era).mcp_url
+
+    def identity(self) -> Identity:
+        return Identity(self.stack.identity.token_url, self.stack.identity_header, AUDIENCE)
 
 
 async def build_rig(stack: Stack) -> Rig:
