@@ -8,9 +8,9 @@
 
 Raw and naive send the bridge's kind of managed-identity token from the same identity endpoint, as
 a default header of their httpx2 client, so all three pay the same auth cost at the server. Raw
-fetches it once. Naive comes in two forms: like the seeds, with a token fetched per call (one GET
-to the identity endpoint over its new client; the seeds also built a credential each time, which
-is not counted), and without, reusing the one token: the fastest a client per call can be.
+fetches it once. Naive comes in two forms: like the seeds, with a token fetched per call (one plain
+GET to the identity endpoint over its new client, none of azure-identity's machinery), and without,
+reusing one token: the fastest a client per call can be.
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ async def naive_call(
     identity: Identity | None = None,
 ) -> bool:
     """New HTTP client, new MCP client, new handshake: every call. With `identity`, a token per call
-    too, fetched over that same new client (as the seeds did, minus building a credential)."""
+    too, fetched over that same new client."""
     async with bearer_client(token) as http:
         if identity is not None:
             response = await http.get(

@@ -143,11 +143,11 @@ async def _run_level(
             except Exception:
                 ok = False
             finished = loop.time()
+            level.errors[target.variant] += not ok  # every failure counts, in a window or not
             counted = current(finished)
             if counted.variant == target.variant and counted.opens <= finished <= counted.closes:
                 counted.completed += 1
                 level.calls[target.variant] += 1
-                level.errors[target.variant] += not ok
                 level.latencies[target.variant].append(finished - now)
 
     async def clock() -> None:
