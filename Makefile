@@ -28,6 +28,11 @@ test: install
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q
 
+# The bridge side by side with a raw mcp.Client on loopback, about 2-3 minutes (README "Performance").
+# Uses wrk for the HTTP section when installed (apt-get install wrk), else an httpx2 load loop.
+bench: install
+	$(PY) -m bench
+
 lint: install
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .

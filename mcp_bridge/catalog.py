@@ -78,14 +78,31 @@ class ToolCatalog:
 
     @classmethod
     def from_listing(
-        cls, listed: list[types.Tool], *, ttl_hint_ms: int | None, default_ttl: float
+        cls,
+        listed: list[types.Tool],
+        *,
+        ttl_hint_ms: int | None,
+        default_ttl: float,
+        previous: ToolCatalog | None = None,
     ) -> ToolCatalog:
+        """The catalog for a fresh listing; validators of `previous` are kept for unchanged schemas.
+
+        A server that hints `ttlMs: 0` is re-listed every second, and compiling a schema (with its
+        meta-schema check) takes milliseconds of event-loop time per tool.
+        """
         ttl = default_ttl if ttl_hint_ms is None else ttl_hint_ms / 1000
         ttl = min(max(ttl, MIN_TTL_SECONDS), MAX_TTL_SECONDS)
+        known = previous.tools if previous is not None else {}
         return cls(
-            tools={tool.name: CatalogTool(tool, _compile(tool)) for tool in listed},
+            tools={tool.name: _catalog_tool(tool, known.get(tool.name)) for tool in listed},
             expires_at=time.monotonic() + ttl,
         )
+
+
+def _catalog_tool(tool: types.Tool, known: CatalogTool | None) -> CatalogTool:
+    if known is not None and known.tool.input_schema == tool.input_schema:
+        return CatalogTool(tool, known.validator)
+    return CatalogTool(tool, _compile(tool))
 
 
 def _compile(tool: types.Tool) -> Validator | None:

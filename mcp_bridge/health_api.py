@@ -13,9 +13,6 @@ import os
 import azure.functions as func
 
 from .http_api import respond
-from .probe import probe_all
-from .runtime import get_bridge
-from .settings import SettingsError
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -42,6 +39,11 @@ bp = func.Blueprint()
     schedule="%HEALTH_PROBE_SCHEDULE%", arg_name="timer", run_on_startup=False, use_monitor=True
 )
 async def health_probe(timer: func.TimerRequest) -> None:
+    # Imported here, not at indexing time (see http_api).
+    from .probe import probe_all
+    from .runtime import get_bridge
+    from .settings import SettingsError
+
     if timer.past_due:
         _LOGGER.warning("Health probe is running late (past due)")
     try:
@@ -61,6 +63,8 @@ async def health_probe(timer: func.TimerRequest) -> None:
 
 
 async def _health(req: func.HttpRequest) -> func.HttpResponse:
+    from .runtime import get_bridge
+
     bridge = await get_bridge()
     view = bridge.describe_health()
     usable = not view["panic"]

@@ -2,6 +2,10 @@
 
 Handlers only parse and shape. Everything that touches the Scheduler goes through the shared
 `SchedulerBridge`, so bad input is refused here before any upstream call is made.
+
+The bridge, its settings and everything they pull in (mcp, httpx2, pydantic, jsonschema,
+azure-identity) are imported by the handlers on first use, not here: the host imports this module
+to index the functions, and indexing needs only the decorators (cold start; README "Performance").
 """
 
 from __future__ import annotations
@@ -10,17 +14,16 @@ import json
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import azure.functions as func
 
-from . import models, redaction
-from .bridge import dump_content, result_text
+from . import redaction
 from .problems import BadRequest, Misconfigured, PayloadTooLarge, Problem
-from .runtime import get_bridge
-from .settings import SettingsError, load_settings
-from .settings_loader import ensure_settings
+
+if TYPE_CHECKING:  # pydantic models are imported by the handlers, not at indexing time
+    from . import models
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -46,6 +49,9 @@ async def respond(
     req: func.HttpRequest, handler: Handler, *, needs_settings: bool = True
 ) -> func.HttpResponse:
     """Run `handler`, turning every failure into problem+json without internals or secrets."""
+    from .settings import SettingsError
+    from .settings_loader import ensure_settings
+
     redaction.install()
     instance = urlsplit(req.url).path  # never the query string: it may hold the function key
     try:
@@ -121,6 +127,11 @@ def check_conversation_id(conversation_id: str) -> str:
 
 
 async def _call_tool(req: func.HttpRequest) -> func.HttpResponse:
+    from . import models
+    from .bridge import dump_content
+    from .runtime import get_bridge
+    from .settings import load_settings
+
     settings = load_settings()
     arguments = read_arguments(req, settings.max_request_bytes)
     name = req.route_params.get("tool_name", "")
@@ -138,6 +149,9 @@ async def _call_tool(req: func.HttpRequest) -> func.HttpResponse:
 
 
 async def _list_tools(req: func.HttpRequest) -> func.HttpResponse:
+    from . import models
+    from .runtime import get_bridge
+
     bridge = await get_bridge()
     endpoint, tools = await bridge.list_tools()
     return _json(
@@ -148,6 +162,11 @@ async def _list_tools(req: func.HttpRequest) -> func.HttpResponse:
 
 
 async def _status_of(conversation_id: str) -> func.HttpResponse:
+    from . import models
+    from .bridge import result_text
+    from .runtime import get_bridge
+    from .settings import load_settings
+
     settings = load_settings()
     check_conversation_id(conversation_id)
     bridge = await get_bridge()

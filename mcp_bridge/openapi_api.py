@@ -16,7 +16,6 @@ import azure.functions as func
 
 from .health_api import health_auth_level
 from .http_api import respond
-from .openapi import document
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -25,6 +24,8 @@ bp = func.Blueprint()
 
 @cache
 def _rendered() -> str:
+    from .openapi import document  # pydantic is not needed to index the functions
+
     return json.dumps(document(health_auth=health_auth_level().value.lower()), separators=(",", ":"))
 
 

@@ -11,8 +11,6 @@ from typing import Any, ClassVar
 
 import azure.functions as func
 
-from .models import ProblemDetails
-
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 _TYPE_BASE = "urn:problem:scheduler-bridge:"  # documented in the README, one per slug
 
@@ -50,7 +48,7 @@ class Problem(Exception):
 
     def to_response(self, instance: str | None = None) -> func.HttpResponse:
         return func.HttpResponse(
-            body=ProblemDetails.render(self.to_dict(instance)),
+            body=_render(self.to_dict(instance)),
             status_code=self.status,
             headers={"Content-Type": PROBLEM_CONTENT_TYPE, "Cache-Control": "no-store", **self.headers},
         )
@@ -133,3 +131,10 @@ class Misconfigured(Problem):
     status = 500
     slug = "misconfigured"
     title = "The bridge is misconfigured"
+
+
+def _render(body: dict[str, Any]) -> str:
+    # Imported on first use: pydantic is not needed to index the functions (cold start).
+    from .models import ProblemDetails
+
+    return ProblemDetails.render(body)

@@ -79,15 +79,22 @@ class RetryBudget:
         self._retries: deque[float] = deque()
 
     def record_request(self) -> None:
-        self._requests.append(time.monotonic())
+        now = time.monotonic()
+        self._requests.append(now)
+        # Trimmed on every request, not only when a retry asks: while nothing fails, nothing else
+        # would, and the window would keep one entry per request for the life of the worker.
+        self._forget_old(self._requests, now)
 
     def try_spend(self) -> bool:
         """Take one retry from the budget; False when it is used up."""
         now = time.monotonic()
         for events in (self._requests, self._retries):
-            while events and now - events[0] > self._window:
-                events.popleft()
+            self._forget_old(events, now)
         if len(self._retries) >= max(self._minimum, self._ratio * len(self._requests)):
             return False
         self._retries.append(now)
         return True
+
+    def _forget_old(self, events: deque[float], now: float) -> None:
+        while events and now - events[0] > self._window:
+            events.popleft()

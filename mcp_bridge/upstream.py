@@ -244,7 +244,9 @@ class UpstreamSession:
                 cursor = page.next_cursor
                 if cursor is None:
                     break
-            catalog = ToolCatalog.from_listing(tools, ttl_hint_ms=ttl_hint, default_ttl=self._tools_ttl)
+            catalog = ToolCatalog.from_listing(
+                tools, ttl_hint_ms=ttl_hint, default_ttl=self._tools_ttl, previous=self._catalog
+            )
             self._catalog = catalog
             self._catalog_generation = generation
             return catalog

@@ -1,0 +1,148 @@
+"""`python -m bench [--quick]`: start the devstack, run every section, print the report.
+
+Progress goes to stderr; the report to stdout, its last line `RESULT key=value ...`. Server logs
+and the bench's own log (the bridge logs at INFO, as host.json sets it in Azure) go to a temporary
+directory named at the start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import platform
+import queue
+import sys
+import time
+from dataclasses import dataclass
+from importlib.metadata import version
+from logging.handlers import QueueHandler, QueueListener
+from pathlib import Path
+
+from mcp_bridge.runtime import reset_bridge
+
+from .cold_start import run_cold_start
+from .concurrency import run_concurrency
+from .failover import run_failover
+from .http_load import run_http
+from .latency import run_latency
+from .report import Report
+from .rig import build_rig
+from .stack import start_stack
+
+
+@dataclass(frozen=True)
+class Plan:
+    rounds: int = 500
+    naive_every: int = 5
+    pairs: int = 8
+    legacy_pairs: int = 5
+    window: float = 0.5  # doubled at 100 callers
+    burst: int = 100
+    http_connections: tuple[int, ...] = (1, 32)
+    http_seconds: float = 3.0
+    http_rounds: int = 2
+    import_runs: int = 9
+    first_runs: int = 3
+
+    @classmethod
+    def quick(cls) -> Plan:
+        return cls(
+            rounds=150, pairs=2, legacy_pairs=1, http_seconds=1.0, http_rounds=1, import_runs=3, first_runs=1
+        )
+
+
+def _progress(message: str, started: float) -> None:
+    print(f"[{time.perf_counter() - started:6.1f} s] {message}", file=sys.stderr, flush=True)
+
+
+def _machine() -> str:
+    model = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            model = next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return (
+        f"{os.cpu_count()} cores ({model}), {platform.system()}, Python {platform.python_version()}, "
+        f"mcp {version('mcp')}, httpx2 {version('httpx2')}; load average {load:.1f} at the start"
+    )
+
+
+def _log_like_the_worker(path: Path) -> QueueListener:
+    """INFO for the bridge, as host.json sets it, queued the way the Python worker queues records
+    for the host: the calling thread builds the record, another thread does the I/O."""
+    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    listener = QueueListener(records, handler)
+    listener.start()
+    logging.basicConfig(level=logging.INFO, handlers=[QueueHandler(records)], force=True)
+    logging.getLogger("httpx2").setLevel(logging.WARNING)
+    return listener
+
+
+async def run(plan: Plan) -> Report:
+    started = time.perf_counter()
+    machine = _machine()
+    stack = start_stack()
+    listener = _log_like_the_worker(stack.log_dir / "bench.log")
+    _progress(f"devstack up; logs in {stack.log_dir}", started)
+    try:
+        rig = await build_rig(stack)
+        _progress("cold start (fresh interpreters)", started)
+        cold = await asyncio.to_thread(run_cold_start, rig, runs=plan.import_runs, first_runs=plan.first_runs)
+        latency = {}
+        for era in ("modern", "legacy"):
+            _progress(f"latency, {era}", started)
+            latency[era] = await run_latency(rig, era, rounds=plan.rounds, naive_every=plan.naive_every)
+        concurrency = []
+        for era, levels, pairs in (
+            ("modern", (1, 10, 100), plan.pairs),
+            ("legacy", (100,), plan.legacy_pairs),
+        ):
+            _progress(f"concurrency, {era} {levels}", started)
+            concurrency.append(
+                await run_concurrency(
+                    rig, era, levels=levels, pairs=pairs, window=plan.window, burst=plan.burst
+                )
+            )
+        await reset_bridge()
+        _progress("over HTTP", started)
+        http = await asyncio.to_thread(
+            run_http,
+            rig,
+            connections=plan.http_connections,
+            seconds=plan.http_seconds,
+            rounds=plan.http_rounds,
+        )
+        _progress("failover", started)
+        failover = await run_failover(rig, callers=16, seconds=3.0, kill_after=1.0)
+    finally:
+        await reset_bridge()
+        stack.stop()
+        listener.stop()
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return Report(
+        machine=f"{machine}, {load:.1f} at the end",
+        latency=latency,
+        concurrency=concurrency,
+        http=http,
+        cold=cold,
+        failover=failover,
+        elapsed_seconds=time.perf_counter() - started,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer samples: a smoke test, not a result")
+    args = parser.parse_args(argv)
+    report = asyncio.run(run(Plan.quick() if args.quick else Plan()))
+    print("\n".join(report.lines()), flush=True)
+
+
+if __name__ == "__main__":
+    main()

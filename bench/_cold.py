@@ -1,0 +1,77 @@
+"""Run in a fresh interpreter by `bench.cold_start`; prints one JSON line. Imports nothing of its own
+beyond the standard library before it starts timing, so the numbers are the app's alone.
+
+    python -m bench._cold import MODULE [MODULE ...]  # time to import them
+    python -m bench._cold first ARGUMENTS_JSON        # import function_app, then two requests
+    python -m bench._cold deferred                    # import function_app, then what requests import
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import sys
+import time
+
+TOOL = "getConversationStatus"
+DEFERRED = ("mcp_bridge.settings", "mcp_bridge.runtime", "mcp_bridge.bridge", "azure.identity.aio")
+"""What the first request imports (see mcp_bridge/http_api.py and runtime.build_credential)."""
+
+
+def _timed_import(modules: list[str] | tuple[str, ...]) -> float:
+    started = time.perf_counter()
+    for module in modules:
+        importlib.import_module(module)
+    return (time.perf_counter() - started) * 1000
+
+
+def _first(arguments: dict[str, str]) -> dict[str, float]:
+    import_ms = _timed_import(["function_app"])
+    import azure.functions as func
+
+    import function_app
+
+    function = next(f for f in function_app.app.get_functions() if f.get_function_name() == "call_tool")
+    handler = function.get_user_function()
+
+    async def call() -> None:
+        request = func.HttpRequest(
+            method="POST",
+            url=f"http://127.0.0.1:7071/api/tools/{TOOL}",
+            headers={"content-type": "application/json"},
+            params={},
+            route_params={"tool_name": TOOL},
+            body=json.dumps(arguments).encode(),
+        )
+        response = await handler(request)
+        if response.status_code != 200:
+            raise RuntimeError(f"{response.status_code}: {response.get_body()[:300]!r}")
+
+    async def two_calls() -> tuple[float, float]:
+        began = time.perf_counter()
+        await call()
+        first = time.perf_counter()
+        await call()
+        return (first - began) * 1000, (time.perf_counter() - first) * 1000
+
+    first_ms, second_ms = asyncio.run(two_calls())
+    return {"import_ms": import_ms, "first_ms": first_ms, "second_ms": second_ms}
+
+
+def main(argv: list[str]) -> None:
+    mode, rest = argv[0], argv[1:]
+    if mode == "import":
+        result = {"import_ms": _timed_import(rest)}
+    elif mode == "first":
+        result = _first(json.loads(rest[0]))
+    elif mode == "deferred":
+        _timed_import(["function_app"])
+        result = {"import_ms": _timed_import(DEFERRED)}
+    else:
+        raise SystemExit(f"unknown mode {mode!r}")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

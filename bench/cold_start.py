@@ -1,0 +1,85 @@
+"""Section 4: cold start, in fresh interpreters (`python -m bench._cold`), telemetry off.
+
+`p5_import_ratio` is the import time of `function_app` over the import time of what indexing
+unavoidably needs, measured the same way, interleaved, median of several runs each. Indexing means
+the host (or the Python worker) importing `function_app` and reading the functions it registered:
+the route, methods, auth level and trigger of each. That takes `azure.functions` (FunctionApp,
+Blueprint, the decorators, HttpRequest/HttpResponse) and the standard-library modules our two
+blueprint modules use at module level (json, logging, os, re, urllib.parse). Everything else the
+app uses (the MCP SDK, httpx2, pydantic, jsonschema, azure-identity) serves requests, not indexing.
+
+Then the first request after import: a fresh process imports `function_app` and calls the tool
+twice. The first call pays the deferred imports, the token, the MCP session and the tool listing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from devstack.processes import REPO_ROOT
+
+from .rig import Rig
+from .stats import median, ratio
+
+BASELINE = ("azure.functions", "json", "logging", "os", "re", "urllib.parse")
+TELEMETRY_SETTINGS = ("APPLICATIONINSIGHTS_CONNECTION_STRING", "APPINSIGHTS_INSTRUMENTATIONKEY")
+
+
+@dataclass
+class ColdStartResult:
+    app_import_ms: list[float]
+    baseline_import_ms: list[float]
+    deferred_import_ms: list[float]
+    first_ms: list[float]
+    second_ms: list[float]
+
+    @property
+    def import_ratio(self) -> float:
+        return ratio(median(self.app_import_ms), median(self.baseline_import_ms))
+
+
+def _child_env(rig: Rig) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if key not in TELEMETRY_SETTINGS}
+    env.update(rig.stack.bridge_env("modern"))
+    env["OTEL_SDK_DISABLED"] = "true"
+    env["PYTHONPATH"] = str(REPO_ROOT)
+    return env
+
+
+def _run(env: dict[str, str], *args: str) -> dict[str, Any]:
+    completed = subprocess.run(  # noqa: S603 - our own module, fixed arguments
+        [sys.executable, "-m", "bench._cold", *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if completed.returncode != 0:
+        raise RuntimeError(f"bench._cold {args[0]} failed:\n{completed.stderr[-2000:]}")
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def run_cold_start(rig: Rig, *, runs: int, first_runs: int) -> ColdStartResult:
+    env = _child_env(rig)
+    app = ("import", "function_app")
+    baseline = ("import", *BASELINE)
+    _run(env, *app)  # warm the page cache and __pycache__ for both, unmeasured
+    _run(env, *baseline)
+    result = ColdStartResult([], [], [], [], [])
+    for number in range(runs):
+        order = (app, baseline) if number % 2 == 0 else (baseline, app)
+        for args in order:
+            measured = _run(env, *args)["import_ms"]
+            (result.app_import_ms if args is app else result.baseline_import_ms).append(measured)
+    for _ in range(first_runs):
+        result.deferred_import_ms.append(_run(env, "deferred")["import_ms"])
+        first = _run(env, "first", json.dumps(rig.arguments))
+        result.first_ms.append(first["first_ms"])
+        result.second_ms.append(first["second_ms"])
+    return result

@@ -1,0 +1,168 @@
+"""The printed report: Markdown tables (they paste into the README as they are), then `RESULT`."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .cold_start import BASELINE, ColdStartResult
+from .concurrency import ConcurrencyResult
+from .failover import FailoverResult
+from .http_load import HttpResult
+from .latency import LatencyResult
+from .stats import median
+
+RESULT_KEYS = (
+    "p1_bridge_over_raw_modern",
+    "p1_bridge_over_raw_legacy",
+    "p3_naive_over_bridge_modern",
+    "p3_naive_over_bridge_legacy",
+    "p2_throughput_ratio_100",
+    "p4_identity_requests",
+    "p5_import_ratio",
+    "p6_failed_safe_requests",
+    "failover_ms",
+)
+
+
+@dataclass
+class Report:
+    machine: str
+    latency: dict[str, LatencyResult]
+    concurrency: list[ConcurrencyResult]
+    http: HttpResult
+    cold: ColdStartResult
+    failover: FailoverResult
+    elapsed_seconds: float
+
+    def result(self) -> dict[str, float | int]:
+        modern = next(c for c in self.concurrency if c.era == "modern")
+        at_100 = next(level for level in modern.levels if level.callers == 100)
+        return {
+            "p1_bridge_over_raw_modern": round(self.latency["modern"].bridge_over_raw, 3),
+            "p1_bridge_over_raw_legacy": round(self.latency["legacy"].bridge_over_raw, 3),
+            "p3_naive_over_bridge_modern": round(self.latency["modern"].naive_over_bridge, 2),
+            "p3_naive_over_bridge_legacy": round(self.latency["legacy"].naive_over_bridge, 2),
+            "p2_throughput_ratio_100": round(at_100.throughput_ratio, 3),
+            "p4_identity_requests": max(c.cold.identity_requests for c in self.concurrency),
+            "p5_import_ratio": round(self.cold.import_ratio, 3),
+            "p6_failed_safe_requests": self.failover.failed,
+            "failover_ms": round(self.failover.failover_ms)
+            if math.isfinite(self.failover.failover_ms)
+            else -1,
+        }
+
+    def lines(self) -> list[str]:
+        out = [
+            "## Scheduler Bridge benchmark",
+            "",
+            f"{self.machine}; {self.elapsed_seconds:.0f} s.",
+            "Every ratio is from this run, the variants interleaved.",
+            "",
+            "### 1. Latency, one caller (`getConversationStatus`, ms)",
+            "",
+            "| era | variant | median | p99 | calls | failed | client CPU per call |",
+            "|---|---|---:|---:|---:|---:|---:|",
+        ]
+        names = {
+            "raw": "raw: one persistent `mcp.Client`",
+            "bridge": "bridge: `call_tool` function in-process",
+            "naive": "naive: new client, session and token per call (the seeds)",
+            "naive_reused_token": "naive, but one token reused",
+        }
+        for era, result in self.latency.items():
+            for variant in names:
+                out.append(
+                    f"| {era} | {names[variant]} | {result.median_ms(variant):.2f} | "
+                    f"{result.p99_ms(variant):.1f} | {len(result.samples[variant])} | "
+                    f"{result.failures[variant]} | {result.cpu_ms(variant):.2f} |"
+                )
+            out.append(
+                f"| {era} | **bridge/raw {result.bridge_over_raw:.3f}; naive/bridge "
+                f"{result.naive_over_bridge:.1f} ({result.reused_token_naive_over_bridge:.1f} "
+                "with the token reused)** | | | | | |"
+            )
+        out += [
+            "",
+            "### 2. Concurrency (`getConversationStatus`; steady-state calls/s)",
+            "",
+            "| era | callers | raw/s | bridge/s | bridge/raw: median of pairs (IQR) | p99 ms raw / bridge "
+            "| errors raw / bridge | client CPU ms per call raw / bridge | client CPU busy raw / bridge |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for conc in self.concurrency:
+            for level in conc.levels:
+                out.append(
+                    f"| {conc.era} | {level.callers} | {level.throughput('raw'):.0f} | "
+                    f"{level.throughput('bridge'):.0f} | {level.throughput_ratio:.3f} "
+                    f"({level.ratio_spread[0]:.2f}–{level.ratio_spread[1]:.2f}) | "
+                    f"{level.p99_ms('raw'):.0f} / {level.p99_ms('bridge'):.0f} | "
+                    f"{level.errors['raw']} / {level.errors['bridge']} | "
+                    f"{level.cpu_per_call_ms('raw'):.2f} / {level.cpu_per_call_ms('bridge'):.2f} | "
+                    f"{level.cpu_busy('raw'):.2f} / {level.cpu_busy('bridge'):.2f} |"
+                )
+        out += [
+            "",
+            "Cold start under a burst: a fresh bridge (no token, no session) takes that many calls at once.",
+            "",
+            "| era | callers | errors | identity requests | MCP sessions opened by the bridge "
+            "(per endpoint) | sessions created at the Scheduler | slowest call ms | new sessions "
+            "during the load above |",
+            "|---|---:|---:|---:|---|---:|---:|---:|",
+        ]
+        for conc in self.concurrency:
+            cold = conc.cold
+            opened = ", ".join(str(n) for n in conc.connections_opened)
+            out.append(
+                f"| {conc.era} | {cold.callers} | {cold.errors} | {cold.identity_requests} | "
+                f"{', '.join(str(n) for n in cold.connections_opened)} (after all the load: {opened}) | "
+                f"{cold.sessions_created} | {cold.slowest_ms:.0f} | {conc.sessions_during_load} |"
+            )
+        out += [
+            "",
+            f"### 3. Over HTTP (modern era; load: {self.http.tool}, closed loop, median of runs)",
+            "",
+            "| connections | Scheduler direct (raw MCP) req/s | via the Functions host req/s | "
+            "host/direct | p50 ms direct / host | p99 ms direct / host | errors direct / host |",
+            "|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for level in self.http.levels:
+            out.append(
+                f"| {level.connections} | {level.rps('raw'):.0f} | {level.rps('host'):.0f} | "
+                f"{level.rps_ratio:.2f} | {level.p50_ms('raw'):.1f} / {level.p50_ms('host'):.1f} | "
+                f"{level.p99_ms('raw'):.1f} / {level.p99_ms('host'):.1f} | "
+                f"{level.errors('raw')} / {level.errors('host')} |"
+            )
+        cold = self.cold
+        out += [
+            "",
+            "### 4. Cold start (fresh interpreters, telemetry off; median ms)",
+            "",
+            "| what | median ms | runs |",
+            "|---|---:|---:|",
+            f"| `import function_app` | {median(cold.app_import_ms):.1f} | {len(cold.app_import_ms)} |",
+            f"| `import {', '.join(BASELINE)}` (what indexing needs) | "
+            f"{median(cold.baseline_import_ms):.1f} | {len(cold.baseline_import_ms)} |",
+            f"| **ratio** | **{cold.import_ratio:.3f}** | |",
+            f"| imports deferred to the first request | {median(cold.deferred_import_ms):.0f} | "
+            f"{len(cold.deferred_import_ms)} |",
+            f"| first request after import (imports, token, MCP session, tool list, call) | "
+            f"{median(cold.first_ms):.0f} | {len(cold.first_ms)} |",
+            f"| second request | {median(cold.second_ms):.1f} | {len(cold.second_ms)} |",
+        ]
+        fail = self.failover
+        out += [
+            "",
+            "### 5. Failover (modern era, primary SIGKILLed under read-only load)",
+            "",
+            "| calls | failed (all read-only) | kill → first success on the secondary ms | calls after the "
+            "kill | p99 ms after the kill (before: median) | active endpoint after |",
+            "|---:|---:|---:|---:|---:|---|",
+            f"| {fail.calls} | {fail.failed} | {fail.failover_ms:.0f} | {fail.calls_after_kill} | "
+            f"{fail.p99_after_kill_ms:.0f} ({fail.median_before_ms:.1f}) | "
+            f"{'secondary' if fail.active_endpoint_is_secondary else 'primary'} |",
+            "",
+        ]
+        result = self.result()
+        out.append("RESULT " + " ".join(f"{key}={result[key]}" for key in RESULT_KEYS))
+        return out

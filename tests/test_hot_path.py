@@ -1,0 +1,58 @@
+"""What keeps per-call work off the hot path (measured by `make bench`; see README "Performance")."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mcp_types as types
+
+from mcp_bridge import retry
+from mcp_bridge.catalog import ToolCatalog
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _tool(name: str, max_length: int) -> types.Tool:
+    return types.Tool(
+        name=name,
+        input_schema={"type": "object", "properties": {"id": {"type": "string", "maxLength": max_length}}},
+    )
+
+
+def test_a_relisting_keeps_the_validators_of_unchanged_schemas():
+    first = ToolCatalog.from_listing([_tool("a", 5), _tool("b", 5)], ttl_hint_ms=0, default_ttl=300)
+    second = ToolCatalog.from_listing(
+        [_tool("a", 5), _tool("b", 3)], ttl_hint_ms=0, default_ttl=300, previous=first
+    )
+    assert second.tools["a"].validator is first.tools["a"].validator
+    assert second.tools["b"].validator is not first.tools["b"].validator
+    assert second.tools["b"].violations({"id": "abcd"}), "the changed schema is the one enforced"
+    assert not second.tools["a"].violations({"id": "abcd"})
+
+
+def test_indexing_imports_neither_the_mcp_sdk_nor_the_http_and_identity_clients():
+    script = "import json, sys, function_app; print(json.dumps(sorted(sys.modules)))"
+    loaded = set(
+        json.loads(
+            subprocess.run(
+                [sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+            ).stdout
+        )
+    )
+    top_level = {name.split(".")[0] for name in loaded}
+    assert not {"mcp", "mcp_types", "httpx2", "pydantic", "jsonschema", "anyio"} & top_level
+    assert "azure.identity" not in loaded
+    assert "azure.functions" in loaded  # what indexing needs
+
+
+def test_the_retry_budget_forgets_requests_outside_its_window():
+    budget = retry.RetryBudget(window=0.05)
+    for _ in range(1000):
+        budget.record_request()
+    time.sleep(0.06)
+    budget.record_request()
+    assert len(budget._requests) == 1  # not one entry per request for the life of the worker
