@@ -43,7 +43,7 @@ class Plan:
     http_connections: tuple[int, ...] = (1, 32)
     http_seconds: float = 3.0
     http_rounds: int = 2
-    import_runs: int = 9
+    import_runs: int = 11
     first_runs: int = 3
 
     @classmethod

@@ -37,10 +37,16 @@ class ColdStartResult:
     deferred_import_ms: list[float]
     first_ms: list[float]
     second_ms: list[float]
+    paired_ratios: list[float]
 
     @property
     def import_ratio(self) -> float:
         return ratio(median(self.app_import_ms), median(self.baseline_import_ms))
+
+    @property
+    def paired_ratio(self) -> float:
+        """Cross-check: function_app over azure.functions inside the same import (-X importtime)."""
+        return median(self.paired_ratios)
 
 
 def _child_env(rig: Rig) -> dict[str, str]:
@@ -65,18 +71,38 @@ def _run(env: dict[str, str], *args: str) -> dict[str, Any]:
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
+def _paired(env: dict[str, str]) -> float:
+    """One `import function_app` under -X importtime: its cumulative time over azure.functions'."""
+    completed = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "import function_app"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    cumulative = {}
+    for line in completed.stderr.splitlines():
+        parts = line.removeprefix("import time:").split("|")
+        if len(parts) == 3 and parts[1].strip().isdigit():
+            cumulative[parts[2].strip()] = int(parts[1])
+    return ratio(cumulative["function_app"], cumulative["azure.functions"])
+
+
 def run_cold_start(rig: Rig, *, runs: int, first_runs: int) -> ColdStartResult:
     env = _child_env(rig)
     app = ("import", "function_app")
     baseline = ("import", *BASELINE)
     _run(env, *app)  # warm the page cache and __pycache__ for both, unmeasured
     _run(env, *baseline)
-    result = ColdStartResult([], [], [], [], [])
+    result = ColdStartResult([], [], [], [], [], [])
     for number in range(runs):
         order = (app, baseline) if number % 2 == 0 else (baseline, app)
         for args in order:
             measured = _run(env, *args)["import_ms"]
             (result.app_import_ms if args is app else result.baseline_import_ms).append(measured)
+        result.paired_ratios.append(_paired(env))
     for _ in range(first_runs):
         result.deferred_import_ms.append(_run(env, "deferred")["import_ms"])
         first = _run(env, "first", json.dumps(rig.arguments))

@@ -136,14 +136,16 @@ class Report:
         cold = self.cold
         out += [
             "",
-            "### 4. Cold start (fresh interpreters, telemetry off; median ms)",
+            "### 4. Cold start (fresh interpreters, telemetry off; medians, ms unless a ratio)",
             "",
-            "| what | median ms | runs |",
+            "| what | median | runs |",
             "|---|---:|---:|",
             f"| `import function_app` | {median(cold.app_import_ms):.1f} | {len(cold.app_import_ms)} |",
             f"| `import {', '.join(BASELINE)}` (what indexing needs) | "
             f"{median(cold.baseline_import_ms):.1f} | {len(cold.baseline_import_ms)} |",
             f"| **ratio** | **{cold.import_ratio:.3f}** | |",
+            f"| cross-check: `function_app` over `azure.functions` within one import (`-X importtime`) "
+            f"| {cold.paired_ratio:.3f} | {len(cold.paired_ratios)} |",
             f"| imports deferred to the first request | {median(cold.deferred_import_ms):.0f} | "
             f"{len(cold.deferred_import_ms)} |",
             f"| first request after import (imports, token, MCP session, tool list, call) | "

@@ -323,6 +323,8 @@ class SchedulerBridge:
         if self.tokens is not None:
             await self.tokens.get_token()  # fail fast with 503 before touching the session
         session = attempt.session
+        if session.connected:  # the usual case: nothing to wait for, so no timer to arm
+            return await session.client()
         try:
             async with asyncio.timeout(attempt.limit(splittable=True)) as scope:
                 return await session.client()
@@ -343,6 +345,9 @@ class SchedulerBridge:
     async def _catalog(self, attempt: Attempt, *, missing: str | None = None) -> ToolCatalog:
         await self._client(attempt)
         session = attempt.session
+        cached = session.cached_catalog(missing=missing)
+        if cached is not None:  # as above: no timer when nothing is fetched
+            return cached
         try:
             async with asyncio.timeout(attempt.limit(splittable=True)) as scope:
                 return await session.catalog(missing=missing)

@@ -105,18 +105,26 @@ class UpstreamSession:
         `missing` names a tool the caller did not find: it forces one re-list (rate-limited).
         """
         client = await self.client()
-        catalog = self._catalog
-        current = catalog is not None and self._catalog_generation == self._generation
-        if catalog is not None and current and missing is None:
+        catalog = self.cached_catalog(missing=missing)
+        if catalog is not None:
+            return catalog
+        if missing is not None:
+            self._last_miss_refresh = time.monotonic()  # the first miss always re-lists
+        return await asyncio.shield(self._refresh_catalog(client))
+
+    def cached_catalog(self, *, missing: str | None = None) -> ToolCatalog | None:
+        """The listing `catalog()` would answer without waiting on the Scheduler, else None."""
+        client, catalog = self._client, self._catalog
+        if client is None or catalog is None or self._catalog_generation != self._generation:
+            return None
+        if missing is None:
             if not catalog.fresh:
                 self._refresh_catalog(client)
             return catalog
-        if catalog is not None and current and missing is not None:
-            recently = time.monotonic() - self._last_miss_refresh < MIN_MISS_REFRESH_INTERVAL
-            if missing in catalog.tools or recently:
-                return catalog
-            self._last_miss_refresh = time.monotonic()
-        return await asyncio.shield(self._refresh_catalog(client))
+        recently = time.monotonic() - self._last_miss_refresh < MIN_MISS_REFRESH_INTERVAL
+        if missing in catalog.tools or recently:
+            return catalog
+        return None
 
     def invalidate_catalog(self) -> None:
         if self._catalog is not None:
