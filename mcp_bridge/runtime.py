@@ -79,7 +79,14 @@ def scheduler_http_client(settings: BridgeSettings, auth: httpx2.Auth | None) ->
     # Few idle connections: the pool probes every idle socket on each request, twice, at 7 µs or more
     # each; after a burst of 100 calls, 100 idle connections added over 1 ms to every later call.
     pool = httpx2.AsyncHTTPTransport(
-        limits=httpx2.Limits(max_connections=256, max_keepalive_connections=20, keepalive_expiry=60),
+        # Idle connections are dropped before the Scheduler's server does it (uvicorn and Node close
+        # after 5 s): a request written onto a connection the server is closing fails ambiguously,
+        # and a non-idempotent call that never ran would then answer "outcome unknown".
+        limits=httpx2.Limits(
+            max_connections=256,
+            max_keepalive_connections=20,
+            keepalive_expiry=settings.scheduler_idle_connection_seconds,
+        ),
         retries=0,
     )
     guard_connections(pool, allow_private=settings.scheduler_allow_private_endpoints)

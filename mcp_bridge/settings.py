@@ -102,6 +102,7 @@ class BridgeSettings(BaseSettings, KeyVaultSettings):
     max_request_bytes: int = Field(default=1_048_576, gt=0)
     max_upstream_response_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
     tools_cache_ttl_seconds: float = Field(default=300.0, gt=0)
+    scheduler_idle_connection_seconds: float = Field(default=4.0, ge=0, le=300)
 
     # Health probes and the shared snapshot
     health_probe_schedule: str = "*/30 * * * * *"
