@@ -26,6 +26,7 @@ from tests.telemetry_process.conftest import (
     metric_points,
     shut_down_providers,
 )
+from tests.test_secrets import exercise
 
 DURATION = "mcp.client.operation.duration"
 
@@ -234,22 +235,9 @@ async def test_token_refreshes_are_spans_and_counted(configure, functions, stack
     assert {d["tags"]["ai.operation.parentId"] for d in identity} <= {r["id"] for r in refreshes}
 
 
-async def exercise(functions, stack) -> list[int]:
+async def statuses(functions, stack) -> list[int]:
     """What tests/test_secrets.py drives: success, bad input, a tool error, a 401 after a refresh."""
-    replies = [
-        await functions.call_tool("scheduleConversation", schedule_arguments()),
-        await functions.call_tool("listConversations", {}),
-        await functions.call_tool("scheduleConversation", {"participants": []}),
-        await functions.status("conv-missing"),
-    ]
-    control(
-        stack.east.url,
-        "POST",
-        "/_devstack/faults",
-        {"status": 401, "times": 2, "tools": ["listConversations"]},
-    )
-    replies.append(await functions.call_tool("listConversations", {}))
-    return [reply.status for reply in replies]
+    return [reply.status for reply in await exercise(functions, stack)]
 
 
 def leaks(text: str, secrets: dict[str, str]) -> list[str]:
@@ -268,10 +256,10 @@ async def test_no_token_key_or_header_reaches_any_envelope_or_log_line(
 ):
     captured_logs.set_level(logging.DEBUG)
     await configure()
-    assert await exercise(functions, stack) == [200, 200, 400, 422, 502]
+    assert await statuses(functions, stack) == [200, 200, 400, 422, 502]
     token = (await get_bridge()).tokens._token.token  # the live bearer token the Scheduler saw
     await configure(auth="api_key")
-    assert await exercise(functions, stack) == [200, 200, 400, 422, 502]
+    assert await statuses(functions, stack) == [200, 200, 400, 422, 502]
 
     envelopes = exported(ingestion)
     text = json.dumps(envelopes)
