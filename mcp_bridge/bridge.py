@@ -21,13 +21,13 @@ import mcp_types as types
 from mcp import Client, MCPError
 
 from . import retry, telemetry
+from .arguments import invalid_arguments, unknown_arguments
 from .catalog import CatalogTool, ToolCatalog
 from .health import HealthBoard
 from .probe import probe_interval_seconds
 from .problems import (
     DeadlineExceeded,
     IdentityUnavailable,
-    InvalidArguments,
     OutcomeUnknown,
     Problem,
     ToolFailed,
@@ -295,12 +295,10 @@ class SchedulerBridge:
         if tool is None:
             raise ToolNotFound(f"the Scheduler has no tool named {name!r}", tool=name)
         violations = tool.violations(arguments)
-        if violations:
-            raise InvalidArguments(
-                f"{len(violations)} argument(s) do not match the input schema of {name!r}",
-                tool=name,
-                violations=violations,
-            )
+        strict = self.settings.scheduler_strict_arguments
+        unknown = unknown_arguments(tool.tool.input_schema, arguments) if strict else []
+        if violations or unknown:
+            raise invalid_arguments(name, unknown=unknown, violations=violations)
         client = await self._client(attempt)
         limit = attempt.limit(splittable=tool.idempotent)
         result, trace = await _traced(client.call_tool(name, arguments), limit)

@@ -69,6 +69,9 @@ class ConversationStatus(_Body):
 class Violation(_Body):
     pointer: str = Field(description="JSON pointer into the arguments; '/' is the object itself.")
     message: str
+    suggestion: str | None = Field(
+        default=None, description="With an unknown argument: the closest name the schema declares."
+    )
 
 
 class SettingProblem(_Body):

@@ -70,6 +70,10 @@ class EnvVar:
     WORKER_TELEMETRY = "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY"
     TELEMETRY_LOGGER_NAME = "PYTHON_APPLICATIONINSIGHTS_LOGGER_NAME"
     OTEL_SDK_DISABLED = "OTEL_SDK_DISABLED"
+    # The HTTP contract (mcp_bridge.arguments, mcp_bridge.idempotency)
+    STRICT_ARGUMENTS = "SCHEDULER_STRICT_ARGUMENTS"
+    IDEMPOTENCY_TTL_SECONDS = "IDEMPOTENCY_TTL_SECONDS"
+    IDEMPOTENCY_CONTAINER = "IDEMPOTENCY_CONTAINER"
 
 
 def _split_csv(value: object) -> object:
@@ -118,6 +122,13 @@ class BridgeSettings(BaseSettings, KeyVaultSettings):
     azurewebjobsstorage__blobserviceuri: str | None = None
     azurewebjobsstorage__accountname: str | None = None
     applicationinsights_connection_string: SecretStr | None = None
+
+    # The HTTP contract: unknown argument names refused; Idempotency-Key records (idempotency/)
+    scheduler_strict_arguments: bool = True
+    idempotency_ttl_seconds: float = Field(default=86_400.0, gt=0, le=30 * 86_400)
+    idempotency_container: str = Field(
+        default="scheduler-bridge-idempotency", pattern=r"^[a-z0-9](-?[a-z0-9]){2,62}$"
+    )
 
     @field_validator(
         "scheduler_token_scope", "azure_client_id", "scheduler_client_id", "scheduler_api_key", mode="before"
