@@ -8,8 +8,9 @@ without a description (or a description without a route) fails the suite. Schema
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
@@ -17,19 +18,23 @@ from pydantic.json_schema import models_json_schema
 from . import models
 from .http_api import CONVERSATION_ID
 
+if TYPE_CHECKING:
+    from mcp_types import Tool
+
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 _REF = "#/components/schemas/{model}"
 
 # What each status means on this API (the slugs are in the README's error table).
 _PROBLEM_TEXT = {
-    400: "bad-request or invalid-arguments: the Scheduler was not called",
+    400: "bad-request (also a bad Idempotency-Key) or invalid-arguments: the Scheduler was not called",
     403: "tool-not-allowed",
     404: "tool-not-found",
+    409: "request-in-progress: a call with this Idempotency-Key is still running; with Retry-After",
     413: "payload-too-large",
-    422: "tool-error: the tool ran and reported an error",
+    422: "tool-error: the tool ran and reported an error; or idempotency-key-reused",
     500: "misconfigured: an app setting is missing or invalid",
     502: "upstream-error, upstream-response-too-large or outcome-unknown",
-    503: "unavailable or identity-unavailable, with Retry-After",
+    503: "unavailable, identity-unavailable or idempotency-store-unavailable, with Retry-After",
     504: "deadline-exceeded",
 }
 _UPSTREAM = (500, 502, 503, 504)
@@ -57,6 +62,21 @@ _TOOL_NAME = {
     "required": True,
     "schema": {"type": "string", "minLength": 1},
 }
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "One key per logical operation (IETF draft 'The Idempotency-Key HTTP Header Field'): "
+    "a repeat with the same key and body gets the first answer, byte for byte, with "
+    "Idempotent-Replayed: true, and the Scheduler is not called again. 1 to 255 visible ASCII characters.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\x21-\\x7e]+$"},
+}
+REPLAYED = {
+    "Idempotent-Replayed": {
+        "description": "true: the stored answer to an earlier request with the same Idempotency-Key",
+        "schema": {"type": "string", "enum": ["true"]},
+    }
+}
 _CONVERSATION_ID_SCHEMA = {"type": "string", "pattern": CONVERSATION_ID.pattern}
 
 OPERATIONS: tuple[Operation, ...] = (
@@ -66,8 +86,8 @@ OPERATIONS: tuple[Operation, ...] = (
         "post",
         "Call a Scheduler tool with a JSON object of arguments",
         models.ToolCallResult,
-        (400, 403, 404, 413, 422, *_UPSTREAM),
-        parameters=(_TOOL_NAME,),
+        (400, 403, 404, 409, 413, 422, *_UPSTREAM),
+        parameters=(_TOOL_NAME, IDEMPOTENCY_KEY),
         body=True,
     ),
     Operation(
@@ -125,8 +145,11 @@ _SECURITY_SCHEMES = {
 _KEYED = [{"functionKeyHeader": []}, {"functionKeyQuery": []}]
 
 
-def document(*, health_auth: str = "function", server_url: str = "/api") -> dict[str, Any]:
-    """The OpenAPI 3.1 document; `health_auth` is the live `HEALTH_AUTH_LEVEL`."""
+def document(
+    *, health_auth: str = "function", server_url: str = "/api", tools: Sequence[Tool] | None = None
+) -> dict[str, Any]:
+    """The OpenAPI 3.1 document; `health_auth` is the live `HEALTH_AUTH_LEVEL`, `tools` the callable
+    tools (allowlist applied), each of which gets an operation of its own (`tool_openapi`)."""
     named = [models.ToolCallResult, models.ToolList, models.ConversationStatus, models.HealthView]
     _, schemas = models_json_schema(
         [(model, "serialization") for model in named] + [(models.ProblemDetails, "serialization")],
@@ -136,7 +159,7 @@ def document(*, health_auth: str = "function", server_url: str = "/api") -> dict
     for operation in OPERATIONS:
         auth = health_auth if operation.auth == "health" else operation.auth
         paths.setdefault("/" + operation.route, {})[operation.method] = _operation(operation, auth)
-    return {
+    described = {
         "openapi": "3.1.0",
         "info": {
             "title": "Scheduler Bridge",
@@ -147,6 +170,11 @@ def document(*, health_auth: str = "function", server_url: str = "/api") -> dict
         "paths": paths,
         "components": {"schemas": schemas["$defs"], "securitySchemes": _SECURITY_SCHEMES},
     }
+    if tools is not None:
+        from .tool_openapi import add_tool_operations
+
+        add_tool_operations(described, tools, generic_path="/tools/{tool_name}")
+    return described
 
 
 def _operation(operation: Operation, auth: str) -> dict[str, Any]:
@@ -156,6 +184,8 @@ def _operation(operation: Operation, auth: str) -> dict[str, Any]:
             "description": "success",
             "content": {"application/json": {"schema": {"$ref": _REF.format(model=operation.ok.__name__)}}},
         }
+        if operation.body:
+            responses["200"]["headers"] = REPLAYED
     else:
         responses["200"] = {
             "description": "success",

@@ -1,16 +1,15 @@
-"""`GET /api/openapi.json`: the HTTP API's OpenAPI 3.1 document.
+"""`GET /api/openapi.json`: the HTTP API's OpenAPI 3.1 document, one operation per callable tool.
 
 Function-level, like the API it describes: the document names no secret, but it maps the surface
 for anyone who finds the host, and every legitimate reader (a client generator, an API gateway
-import, the fuzz tests) holds a function key anyway. It is built once per process; the only
-setting it reflects, `HEALTH_AUTH_LEVEL`, is fixed when the functions are indexed.
+import, the fuzz tests) holds a function key anyway. The tools come from the bridge's own listing
+(`tool_openapi.live`), so the document follows the catalog, `tools/list_changed` included; it
+carries an `ETag`, and `If-None-Match` with the current one answers 304 without a body.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-from functools import cache
 
 import azure.functions as func
 
@@ -22,23 +21,21 @@ _LOGGER = logging.getLogger(__name__)
 bp = func.Blueprint()
 
 
-@cache
-def _rendered() -> str:
-    from .openapi import document  # pydantic is not needed to index the functions
-
-    return json.dumps(document(health_auth=health_auth_level().value.lower()), separators=(",", ":"))
-
-
 async def _openapi(req: func.HttpRequest) -> func.HttpResponse:
+    from .runtime import get_bridge
+    from .tool_openapi.live import CACHE_CONTROL, live_document
+
+    bridge = await get_bridge()
+    rendered = await live_document.current(bridge, health_auth=health_auth_level().value.lower())
+    headers = {"ETag": rendered.etag, "Cache-Control": CACHE_CONTROL}
+    if rendered.matches(req.headers.get("if-none-match")):
+        return func.HttpResponse(status_code=304, headers=headers)
     return func.HttpResponse(
-        body=_rendered(),
-        status_code=200,
-        mimetype="application/json",
-        headers={"Cache-Control": "no-store"},
+        body=rendered.body, status_code=200, mimetype="application/json", headers=headers
     )
 
 
 @bp.function_name("openapi")
 @bp.route(route="openapi.json", methods=[func.HttpMethod.GET], auth_level=func.AuthLevel.FUNCTION)
 async def openapi(req: func.HttpRequest) -> func.HttpResponse:
-    return await respond(req, _openapi, needs_settings=False)  # a static document: no setting needed
+    return await respond(req, _openapi)

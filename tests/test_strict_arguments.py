@@ -22,12 +22,18 @@ NESTED: dict[str, Any] = {
         "room": {
             "anyOf": [
                 {"type": "null"},
-                {"type": "object", "properties": {"building": {"type": "string"}, "floor": {"type": "integer"}}},
+                {
+                    "type": "object",
+                    "properties": {"building": {"type": "string"}, "floor": {"type": "integer"}},
+                },
             ]
         },
         "labels": {"type": "object", "additionalProperties": {"type": "string"}},
         "extra": {"type": "object"},
-        "pair": {"type": "array", "prefixItems": [{"type": "object", "properties": {"x": {"type": "number"}}}]},
+        "pair": {
+            "type": "array",
+            "prefixItems": [{"type": "object", "properties": {"x": {"type": "number"}}}],
+        },
     },
     "$defs": {
         "Attendee": {
