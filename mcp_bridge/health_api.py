@@ -63,10 +63,12 @@ async def health_probe(timer: func.TimerRequest) -> None:
 
 
 async def _health(req: func.HttpRequest) -> func.HttpResponse:
+    from .idempotency import describe as describe_idempotency
     from .runtime import get_bridge
 
     bridge = await get_bridge()
     view = bridge.describe_health()
+    view["idempotency"] = describe_idempotency(bridge.settings)
     usable = not view["panic"]
     view["status"] = "ok" if usable else "unavailable"
     return func.HttpResponse(

@@ -129,22 +129,40 @@ def check_conversation_id(conversation_id: str) -> str:
 async def _call_tool(req: func.HttpRequest) -> func.HttpResponse:
     from . import models
     from .bridge import dump_content
+    from .idempotency import idempotency_key
     from .runtime import get_bridge
     from .settings import load_settings
 
+    key = idempotency_key(req.headers)  # a bad key is a 400 before anything else
     settings = load_settings()
     arguments = read_arguments(req, settings.max_request_bytes)
     name = req.route_params.get("tool_name", "")
     bridge = await get_bridge()
-    outcome = await bridge.call_tool(name, arguments)
-    result = outcome.result
-    return _json(
-        models.ToolCallResult(
-            tool=outcome.tool,
-            endpoint=outcome.endpoint,
-            content=dump_content(result),
-            structured_content=result.structured_content,
+
+    async def call() -> func.HttpResponse:
+        outcome = await bridge.call_tool(name, arguments)
+        result = outcome.result
+        return _json(
+            models.ToolCallResult(
+                tool=outcome.tool,
+                endpoint=outcome.endpoint,
+                content=dump_content(result),
+                structured_content=result.structured_content,
+            )
         )
+
+    if key is None:
+        return await call()
+    from .idempotency import Policy, call_once, store_for
+
+    return await call_once(
+        await store_for(settings),
+        key=key,
+        tool=name,
+        arguments=arguments,
+        policy=Policy(settings.scheduler_timeout_seconds, settings.idempotency_ttl_seconds),
+        call=call,
+        instance=urlsplit(req.url).path,
     )
 
 

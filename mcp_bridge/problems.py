@@ -133,6 +133,29 @@ class Misconfigured(Problem):
     title = "The bridge is misconfigured"
 
 
+class RequestInProgress(Problem):
+    """`Idempotency-Key`: the first request with this key is still running (mcp_bridge.idempotency)."""
+
+    status = 409
+    slug = "request-in-progress"
+    title = "A request with this Idempotency-Key is in progress"
+
+    def __init__(self, detail: str, *, retry_after: float = 1, **extensions: Any) -> None:
+        seconds = max(1, int(retry_after + 0.999))
+        super().__init__(detail, headers={"Retry-After": str(seconds)}, **extensions)
+
+
+class IdempotencyKeyReused(Problem):
+    status = 422
+    slug = "idempotency-key-reused"
+    title = "Idempotency-Key reused for another call"
+
+
+class IdempotencyStoreUnavailable(Unavailable):
+    slug = "idempotency-store-unavailable"
+    title = "Idempotency store unavailable"
+
+
 def _render(body: dict[str, Any]) -> str:
     # Imported on first use: pydantic is not needed to index the functions (cold start).
     from .models import ProblemDetails
