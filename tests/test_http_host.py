@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+import subprocess
+import sys
 import time
+import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx2
 import pytest
+from openapi_spec_validator import validate
 
 from devstack.processes import ManagedProcess, free_port, start_host
 
@@ -93,3 +100,68 @@ def test_the_timer_probes_on_its_schedule(http):
         time.sleep(0.3)
     assert body["status"] == "ok"
     assert body["snapshot"]["source"] == "in-process"
+
+
+def test_a_client_generated_from_the_live_document_calls_the_tools_with_typed_arguments(
+    http, stack, tmp_path, monkeypatch
+):
+    """openapi-python-client (from PyPI, offline) generates a typed client from /api/openapi.json."""
+    reply = http.get("/api/openapi.json", headers={"x-functions-key": FUNCTION_KEY})
+    assert reply.status_code == 200, reply.text
+    validate(reply.json())  # openapi-spec-validator
+    (tmp_path / "openapi.json").write_bytes(reply.content)
+    (tmp_path / "config.yaml").write_text("post_hooks: []\npackage_name_override: scheduler_bridge_client\n")
+    generated = subprocess.run(
+        [sys.executable, "-m", "openapi_python_client", "generate", "--path", "openapi.json",
+         "--config", "config.yaml", "--meta", "none", "--output-path", "scheduler_bridge_client"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert generated.returncode == 0, generated.stdout + generated.stderr
+    assert "Warning" not in generated.stdout + generated.stderr, generated.stdout + generated.stderr
+    monkeypatch.syspath_prepend(str(tmp_path))
+    client_module = importlib.import_module("scheduler_bridge_client")
+    tools = importlib.import_module("scheduler_bridge_client.api.tools")
+    models = importlib.import_module("scheduler_bridge_client.models")
+    assert {
+        "schedule_conversation",
+        "get_conversation_status",
+        "cancel_conversation",
+        "list_conversations",
+    } <= {module.name for module in pkgutil.iter_modules(tools.__path__)}
+    schedule = importlib.import_module("scheduler_bridge_client.api.tools.schedule_conversation")
+    status = importlib.import_module("scheduler_bridge_client.api.tools.get_conversation_status")
+
+    client = client_module.Client(base_url=host_url(http) + "/api", headers={"x-functions-key": FUNCTION_KEY})
+    arguments = models.ScheduleConversationArguments(
+        participants=["alice@example.com", "bob@example.com"],
+        start_time=datetime.now(UTC).replace(microsecond=0) + timedelta(days=2),  # a datetime, not a string
+        topic="Typed from a generated client",
+        duration_minutes=45,
+    )
+    key = str(uuid.uuid4())
+    answer = schedule.sync_detailed(client=client, body=arguments, idempotency_key=key)
+    assert answer.status_code == 200, answer.content
+    booked = answer.parsed
+    assert isinstance(booked, models.ScheduleConversationResult)
+    assert booked.structured_content.duration_minutes == 45
+    conversation_id = booked.structured_content.conversation_id
+    assert tool_calls(stack.east, "scheduleConversation") == 1
+
+    again = schedule.sync_detailed(client=client, body=arguments, idempotency_key=key)
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.parsed.structured_content.conversation_id == conversation_id
+    assert tool_calls(stack.east, "scheduleConversation") == 1
+
+    looked_up = status.sync(
+        client=client, body=models.GetConversationStatusArguments(conversation_id=conversation_id)
+    )
+    assert looked_up.structured_content.status.value == "scheduled"
+    refused = schedule.sync(client=client, body=models.ScheduleConversationArguments(
+        participants=["alice@example.com"], start_time=arguments.start_time, topic="t", duration_minutes=1,
+    ))  # fmt: skip
+    assert isinstance(refused, models.ProblemDetails) and refused.status == 400
+    assert tool_calls(stack.east, "scheduleConversation") == 1
+
+
+def host_url(http: httpx2.Client) -> str:
+    return str(http.base_url).rstrip("/")

@@ -1,7 +1,7 @@
 """Schemathesis against the real HTTP surface: function_app.py in the devstack host, keys and all.
 
-For every documented operation, positive and negative cases generated from `/api/openapi.json`
-(bounded: `EXAMPLES` each). Properties checked on every answer:
+For every documented operation, one per Scheduler tool included, positive and negative cases
+generated from `/api/openapi.json` (bounded: `EXAMPLES` each). Properties checked on every answer:
 
 - no 5xx other than the documented upstream statuses 502/503/504 (nothing here breaks upstream,
   so in practice none at all);
@@ -144,17 +144,20 @@ def test_fuzz_each_operation(api, devstack, fuzz_host, label, mode):
     run_operation(api, devstack, fuzz_host.url + "/api", label, mode)
 
 
+def test_every_tool_has_its_own_operation(api):
+    per_tool = {
+        operation.definition.raw["x-mcp-tool"]
+        for result in api.get_all_operations()
+        if "x-mcp-tool" in (operation := result.ok()).definition.raw
+    }
+    assert per_tool == set(REAL_TOOLS)
+
+
 @pytest.mark.parametrize("tool", REAL_TOOLS)
-def test_fuzz_the_real_tools_arguments(api, devstack, fuzz_host, tool):
+def test_fuzz_each_tools_own_operation(api, devstack, fuzz_host, tool):
+    """Typed bodies from the tool's inputSchema (positive) and violations of it (negative)."""
     for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-        run_operation(
-            api,
-            devstack,
-            fuzz_host.url + "/api",
-            "POST /tools/{tool_name}",
-            mode,
-            path_parameters={"tool_name": tool},
-        )
+        run_operation(api, devstack, fuzz_host.url + "/api", f"POST /tools/{tool}", mode)
 
 
 @settings(
