@@ -26,6 +26,7 @@ from .cold_start import run_cold_start
 from .concurrency import run_concurrency
 from .failover import run_failover
 from .http_load import run_http
+from .idempotency import run_idempotency
 from .latency import run_latency
 from .report import Report
 from .rig import build_rig
@@ -45,11 +46,19 @@ class Plan:
     http_rounds: int = 2
     import_runs: int = 11
     first_runs: int = 3
+    idempotency_rounds: int = 200
 
     @classmethod
     def quick(cls) -> Plan:
         return cls(
-            rounds=150, pairs=2, legacy_pairs=1, http_seconds=1.0, http_rounds=1, import_runs=3, first_runs=1
+            rounds=150,
+            pairs=2,
+            legacy_pairs=1,
+            http_seconds=1.0,
+            http_rounds=1,
+            import_runs=3,
+            first_runs=1,
+            idempotency_rounds=40,
         )
 
 
@@ -120,6 +129,9 @@ async def run(plan: Plan) -> Report:
         )
         _progress("failover", started)
         failover = await run_failover(rig, callers=16, seconds=3.0, kill_after=1.0)
+        await asyncio.to_thread(stack.east.restart)  # the failover section killed it
+        _progress("idempotency keys", started)
+        idempotency = await run_idempotency(rig, rounds=plan.idempotency_rounds)
     finally:
         await reset_bridge()
         stack.stop()
@@ -132,6 +144,7 @@ async def run(plan: Plan) -> Report:
         http=http,
         cold=cold,
         failover=failover,
+        idempotency=idempotency,
         elapsed_seconds=time.perf_counter() - started,
     )
 

@@ -49,11 +49,13 @@ class BridgeCaller:
         functions = {f.get_function_name(): f for f in function_app.app.get_functions()}
         self._function = functions[function_name].get_user_function()
 
-    async def invoke(self, arguments: dict[str, Any], tool: str = STATUS_TOOL) -> tuple[int, bytes]:
+    async def invoke(
+        self, arguments: dict[str, Any], tool: str = STATUS_TOOL, *, headers: dict[str, str] | None = None
+    ) -> tuple[int, bytes]:
         request = func.HttpRequest(
             method="POST",
             url=f"http://127.0.0.1:7071/api/tools/{tool}?code=bench-function-key",
-            headers={"content-type": "application/json"},
+            headers={"content-type": "application/json", **(headers or {})},
             params={},
             route_params={"tool_name": tool},
             body=json.dumps(arguments).encode(),

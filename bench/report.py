@@ -9,6 +9,7 @@ from .cold_start import BASELINE, ColdStartResult
 from .concurrency import ConcurrencyResult
 from .failover import FailoverResult
 from .http_load import HttpResult
+from .idempotency import StoreCost
 from .latency import LatencyResult
 from .stats import median
 
@@ -22,6 +23,7 @@ RESULT_KEYS = (
     "p5_import_ratio",
     "p6_failed_safe_requests",
     "failover_ms",
+    "idempotency_blob_extra_ms",
 )
 
 
@@ -33,6 +35,7 @@ class Report:
     http: HttpResult
     cold: ColdStartResult
     failover: FailoverResult
+    idempotency: list[StoreCost]
     elapsed_seconds: float
 
     def result(self) -> dict[str, float | int]:
@@ -50,6 +53,7 @@ class Report:
             "failover_ms": round(self.failover.failover_ms)
             if math.isfinite(self.failover.failover_ms)
             else -1,
+            "idempotency_blob_extra_ms": round(self.idempotency[-1].extra_ms, 2),
         }
 
     def lines(self) -> list[str]:
@@ -163,6 +167,20 @@ class Report:
             f"| {fail.calls} | {fail.failed} | {fail.failover_ms:.0f} | {fail.calls_after_kill} | "
             f"{fail.p99_after_kill_ms:.0f} ({fail.median_before_ms:.1f}) | "
             f"{'secondary' if fail.active_endpoint_is_secondary else 'primary'} |",
+            "",
+            "### 6. What an `Idempotency-Key` costs (modern era, `getConversationStatus`, medians, ms)",
+            "",
+            "| store | no key | a new key | extra per call with a new key | a stored key replayed | "
+            "calls per variant | failed |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for cost in self.idempotency:
+            out.append(
+                f"| {cost.store} | {cost.median_ms('none'):.2f} | {cost.median_ms('new'):.2f} | "
+                f"**{cost.extra_ms:+.2f}** | {cost.median_ms('replay'):.2f} | {len(cost.samples['none'])} | "
+                f"{cost.failures} |"
+            )
+        out += [
             "",
         ]
         result = self.result()
