@@ -135,7 +135,24 @@ OPERATIONS: tuple[Operation, ...] = (
             }
         },
     ),
-    Operation("openapi", "openapi.json", "get", "This document", None, ()),
+    Operation(
+        "openapi",
+        "openapi.json",
+        "get",
+        "This document: these routes and one typed operation per callable tool",
+        None,
+        _UPSTREAM,
+        parameters=(
+            {
+                "name": "If-None-Match",
+                "in": "header",
+                "required": False,
+                "description": "The ETag of a copy you hold: 304 without a body while it is current.",
+                "schema": {"type": "string"},
+            },
+        ),
+        extra_responses={"304": {"description": "not modified: the ETag given is still current"}},
+    ),
 )
 
 _SECURITY_SCHEMES = {

@@ -81,6 +81,7 @@ async def call_once(
         ) from None
     if isinstance(outcome, _Claimed):
         return await _run(store, name, outcome, policy, call, instance)
+    _LOGGER.info("Idempotency-Key for %s: %s", printable(tool), _describe(outcome))
     if isinstance(outcome, Answer):
         return outcome.response(replayed=True)
     if isinstance(outcome, _Reused):
@@ -197,6 +198,12 @@ async def _run(
             CLAIM_MARGIN_SECONDS,
         )
     return response
+
+
+def _describe(outcome: _Running | _Reused | Answer) -> str:
+    if isinstance(outcome, Answer):
+        return f"replayed the stored {outcome.status}"
+    return "reused for another call (422)" if isinstance(outcome, _Reused) else "still running (409)"
 
 
 def _abandoned(record: Record, instance: str, *, unexpected: bool = False) -> Answer:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import azure.functions as func
@@ -79,10 +79,26 @@ class Record:
         return replace(self, state="done", answer=answer, expires_at=expires_at)
 
     def encode(self) -> bytes:
-        data: dict[str, Any] = asdict(self)
-        data["v"] = VERSION
-        if self.answer is not None:
-            data["answer"]["body"] = base64.b64encode(self.answer.body).decode("ascii")
+        # By hand: dataclasses.asdict deep-copies, and cost a third of a millisecond per call.
+        answer = self.answer
+        data: dict[str, Any] = {
+            "v": VERSION,
+            "state": self.state,
+            "fingerprint": self.fingerprint,
+            "tool": self.tool,
+            "claim": self.claim,
+            "deadline": self.deadline,
+            "expires_at": self.expires_at,
+            "answer": None
+            if answer is None
+            else {
+                "status": answer.status,
+                "body": base64.b64encode(answer.body).decode("ascii"),
+                "mimetype": answer.mimetype,
+                "charset": answer.charset,
+                "headers": answer.headers,
+            },
+        }
         return json.dumps(data, separators=(",", ":")).encode()
 
     @classmethod
