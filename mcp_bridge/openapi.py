@@ -62,6 +62,8 @@ _TOOL_NAME = {
     "required": True,
     "schema": {"type": "string", "minLength": 1},
 }
+IDEMPOTENCY_KEY_PATTERN = r'^(?:[\x21\x23-\x7e][\x21-\x7e]*|"(?:[\x21\x23-\x5b\x5d-\x7e]|\\["\\])+")$'
+"""Bare visible ASCII, or the draft's quoted string of it (`idempotency.keys`)."""
 IDEMPOTENCY_KEY = {
     "name": "Idempotency-Key",
     "in": "header",
@@ -69,7 +71,7 @@ IDEMPOTENCY_KEY = {
     "description": "One key per logical operation (IETF draft 'The Idempotency-Key HTTP Header Field'): "
     "a repeat with the same key and body gets the first answer, byte for byte, with "
     "Idempotent-Replayed: true, and the Scheduler is not called again. 1 to 255 visible ASCII characters.",
-    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\x21-\\x7e]+$"},
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": IDEMPOTENCY_KEY_PATTERN},
 }
 REPLAYED = {
     "Idempotent-Replayed": {

@@ -6,6 +6,7 @@
   control character, space or slash gets through (those would reach logs and URLs).
 - catalog validation against the real Scheduler tool schemas: never raises, reports bounded,
   well-formed violations, and agrees with jsonschema's own verdict.
+- `idempotency_key`: accepts exactly the keys the OpenAPI document's pattern describes.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from devstack.scheduler_counters import SchedulerCounters
 from devstack.scheduler_tools import register_scheduler_tools
 from mcp_bridge.catalog import MAX_VIOLATIONS, CatalogTool, _compile
 from mcp_bridge.http_api import CONVERSATION_ID, MAX_ARGUMENT_DEPTH, check_conversation_id, read_arguments
+from mcp_bridge.idempotency.keys import idempotency_key
+from mcp_bridge.openapi import IDEMPOTENCY_KEY_PATTERN
 from mcp_bridge.problems import BadRequest, PayloadTooLarge
 
 from .conftest import tally
@@ -171,3 +174,24 @@ def test_catalog_validation_is_total_bounded_and_agrees_with_jsonschema(schedule
             tally["arguments: schema violations"] += 1
 
     check()
+
+
+@FAST
+@given(
+    key=st.one_of(
+        st.from_regex(IDEMPOTENCY_KEY_PATTERN, fullmatch=True),
+        st.text(min_size=0, max_size=300),
+        st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=20),
+    )
+)
+def test_idempotency_keys_are_exactly_the_documented_set(key):
+    """Every key the OpenAPI document's pattern allows is accepted, and every refusal is one it rules out."""
+    documented = re.fullmatch(IDEMPOTENCY_KEY_PATTERN, key) is not None and len(key) <= 255
+    try:
+        parsed = idempotency_key({"idempotency-key": key})
+    except BadRequest:
+        tally["idempotency key: refused"] += 1
+        assert not documented, key
+        return
+    # Accepted beyond the pattern only leniently: surrounding whitespace, a quoted form over 255.
+    assert parsed and len(parsed) <= 255 and all(0x21 <= ord(c) <= 0x7E for c in parsed)
