@@ -83,34 +83,18 @@ async def test_a_reused_key_for_another_call_is_422(keyed, functions, stack):
     assert tool_calls(stack.east, "listConversations") == 0
 
 
-@pytest.mark.parametrize(
-    "key",
-    ["", "   ", "x" * 256, "ключ", "has space", "tab\tinside", '"unterminated', '"a"b"', '""'],
-    ids=[
-        "empty",
-        "blank",
-        "256-chars",
-        "not-ascii",
-        "space",
-        "tab",
-        "open-quote",
-        "bad-quotes",
-        "empty-quoted",
-    ],
-)
-async def test_invalid_keys_are_400_and_nothing_is_called(configure, functions, stack, key):
+INVALID_KEYS = ["", "   ", "x" * 256, "ключ", "has space", "tab\tinside", '"unterminated', '"a"b"', '""']
+
+
+async def test_invalid_keys_are_400_and_nothing_is_called(configure, functions, stack):
     await configure()
-    reply = await functions.call_tool(
-        SCHEDULE, schedule_arguments(), headers={"Idempotency-Key": key.encode("utf-8").decode("latin-1")}
-    )
-    problem = assert_problem(reply, 400, "bad-request")
-    assert "Idempotency-Key" in problem["detail"]
+    for key in INVALID_KEYS:
+        raw = key.encode("utf-8").decode("latin-1")  # as a header carries it: bytes, not text
+        reply = await functions.call_tool(SCHEDULE, schedule_arguments(), headers={"Idempotency-Key": raw})
+        problem = assert_problem(reply, 400, "bad-request")
+        assert "Idempotency-Key" in problem["detail"], key
     assert booked(stack) == 0
-
-
-async def test_the_longest_key_is_accepted(configure, functions, stack):
-    await configure()
-    assert (await call(functions, "k" * 255, schedule_arguments())).status == 200
+    assert (await call(functions, "k" * 255, schedule_arguments())).status == 200, "the longest key is fine"
 
 
 async def test_an_answer_that_never_reached_the_scheduler_is_not_kept(keyed, functions, stack):
@@ -122,6 +106,8 @@ async def test_an_answer_that_never_reached_the_scheduler_is_not_kept(keyed, fun
     assert fixed.status == 200 and "Idempotent-Replayed" not in fixed.headers
     assert booked(stack) == 1
 
+    if keyed.store == "blob":
+        return  # the outage below exercises the same release as the 400 above; once is enough
     key = str(uuid.uuid4())
     arguments = schedule_arguments("while the region is down")
     stack.east.kill()
@@ -162,7 +148,7 @@ async def test_a_tool_error_is_kept(keyed, functions, stack):
 
 async def test_a_repeat_while_the_first_runs_is_409_with_retry_after(keyed, functions, stack):
     await keyed()
-    control(stack.east.url, "POST", "/_devstack/faults", {"delay_seconds": 1.5, "tools": [SCHEDULE]})
+    control(stack.east.url, "POST", "/_devstack/faults", {"delay_seconds": 1.0, "tools": [SCHEDULE]})
     key, arguments = str(uuid.uuid4()), schedule_arguments()
     first = asyncio.create_task(call(functions, key, arguments))
     store = await store_for(load_settings())
@@ -202,13 +188,10 @@ async def test_a_claim_left_by_a_dead_instance_turns_into_outcome_unknown(keyed,
         fingerprint=fingerprint(SCHEDULE, arguments),
         tool=SCHEDULE,
         claim="another-instance",
-        deadline=now - CLAIM_MARGIN_SECONDS + 1.5,  # abandoned 1.5 s from now
+        deadline=now - CLAIM_MARGIN_SECONDS - 0.1,  # its instance died; the margin has passed
         expires_at=now + 3600,
     )
     await store.create(storage_name(key), left.encode(), expires_at=left.expires_at)
-    busy = await call(functions, key, arguments)
-    assert_problem(busy, 409, "request-in-progress")
-    await asyncio.sleep(int(busy.headers["Retry-After"]) + 0.1)
     unknown = await call(functions, key, arguments)
     problem = assert_problem(unknown, 502, "outcome-unknown")
     assert "never finished" in problem["detail"]
