@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from mcp_bridge.config.settings import reset_settings
 from mcp_bridge.runtime import reset_bridge
-from mcp_bridge.settings import reset_settings
 
 from .callers import BridgeCaller, Identity
 from .stack import AUDIENCE, Stack, apply_env

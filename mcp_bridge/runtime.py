@@ -16,15 +16,15 @@ from typing import Any, Protocol
 import httpx2
 
 from . import redaction
-from .addresses import guard_connections
-from .auth import BearerTokenAuth, HeaderKeyAuth
-from .bridge import SchedulerBridge
-from .scheduler_secrets import SchedulerSecrets, load_scheduler_secrets
-from .settings import BridgeSettings
-from .settings_loader import ensure_settings
+from .azure_services.scheduler_secrets import SchedulerSecrets, load_scheduler_secrets
+from .azure_services.settings_loader import ensure_settings
+from .calls.bridge import SchedulerBridge
+from .config.settings import BridgeSettings
 from .telemetry import configure_telemetry
-from .tokens import TokenProvider
-from .wire import ShieldedTransport
+from .upstream.addresses import guard_connections
+from .upstream.auth import BearerTokenAuth, HeaderKeyAuth
+from .upstream.tokens import TokenProvider
+from .upstream.wire import ShieldedTransport
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -135,7 +135,7 @@ def build_credential(settings: _IdentitySettings) -> tuple[object, bool]:
     """
     from azure.identity.aio import DefaultAzureCredential, ManagedIdentityCredential
 
-    from .azure_transport import Httpx2Transport
+    from .azure_services.transport import Httpx2Transport
 
     transport = Httpx2Transport(azure_http_client(), owns_client=True)
     # Few, quick retries: a request waits on this, and a dead endpoint must turn into a fast 503.
@@ -205,7 +205,7 @@ def build_bridge(
     )
     bridge = SchedulerBridge(settings, scheduler_http_client(settings, auth), tokens=tokens, secrets=secrets)
     if settings.has_shared_storage:
-        from .snapshot import BlobSnapshotStore
+        from .failover.snapshot import BlobSnapshotStore
 
         if settings.storage_connection_string is None and credential is None:
             credential, _ = credential_source(settings)

@@ -28,8 +28,8 @@ from devstack.processes import (
     start_keyvault,
     start_scheduler,
 )
+from mcp_bridge.config.settings import reset_settings
 from mcp_bridge.runtime import reset_bridge
-from mcp_bridge.settings import reset_settings
 
 SIGNING_KEY = "test-signing-key-0123456789abcdef0123456789"
 IDENTITY_HEADER = "test-identity-header-secret"

@@ -12,9 +12,9 @@ from collections import Counter
 
 import pytest
 
-from mcp_bridge import retry
-from mcp_bridge.health import EJECT_AFTER, HealthBoard
-from mcp_bridge.probe import probe_all
+from mcp_bridge.failover import retry
+from mcp_bridge.failover.health import EJECT_AFTER, HealthBoard
+from mcp_bridge.failover.probe import probe_all
 from mcp_bridge.runtime import get_bridge
 
 from .conftest import control, schedule_arguments, tool_calls

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import mcp_types as types
 
-from mcp_bridge import retry
-from mcp_bridge.catalog import ToolCatalog
+from mcp_bridge.failover import retry
+from mcp_bridge.upstream.catalog import ToolCatalog
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

@@ -62,7 +62,7 @@ def test_ordinary_lines_are_left_alone(installed, caplog):
         "Authorization header missing",
     ]
     for line in lines:
-        logging.getLogger("mcp_bridge.bridge").info(line)
+        logging.getLogger("mcp_bridge.calls.bridge").info(line)
     assert [record.getMessage() for record in caplog.records] == lines
 
 
@@ -89,10 +89,10 @@ async def test_configured_header_names_and_secret_values_are_redacted(configure,
 async def test_input_values_cannot_forge_log_lines(configure, functions, caplog):
     caplog.set_level(logging.INFO)
     await configure()
-    forged = "noSuchTool\r\nINFO mcp_bridge.bridge tool=scheduleConversation outcome=ok"
+    forged = "noSuchTool\r\nINFO mcp_bridge.calls.bridge tool=scheduleConversation outcome=ok"
     reply = await functions.call_tool(forged, {})
     assert reply.status == 404
-    lines = [r.getMessage() for r in caplog.records if r.name == "mcp_bridge.bridge"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "mcp_bridge.calls.bridge"]
     assert any(line.startswith("tool=noSuchTool\\x0d\\x0aINFO") for line in lines), lines
     assert all("\n" not in line and "\r" not in line for line in lines)
     assert "outcome=tool-not-found" in lines[-1]
@@ -105,7 +105,7 @@ def test_printable_caps_length_and_escapes_controls():
 
 def test_redaction_is_installed_at_first_use_not_at_import():
     script = (
-        "import logging, function_app, mcp_bridge.http_api, mcp_bridge.runtime\n"
+        "import logging, function_app, mcp_bridge.functions.tools_api, mcp_bridge.runtime\n"
         "print(logging.getLogRecordFactory() is logging.LogRecord)\n"
         "from mcp_bridge import redaction\n"
         "redaction.install()\n"

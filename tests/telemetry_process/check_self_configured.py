@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 
-from mcp_bridge import retry, telemetry
-from mcp_bridge.probe import probe_all
+from mcp_bridge import telemetry
+from mcp_bridge.failover import retry
+from mcp_bridge.failover.probe import probe_all
 from mcp_bridge.runtime import get_bridge
 from tests.conftest import API_KEY, IDENTITY_HEADER, SIGNING_KEY, control, schedule_arguments
 from tests.telemetry_process.conftest import (

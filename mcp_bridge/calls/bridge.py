@@ -20,11 +20,13 @@ import httpx2
 import mcp_types as types
 from mcp import Client, MCPError
 
-from . import retry, telemetry
-from .catalog import CatalogTool, ToolCatalog
-from .health import HealthBoard
-from .probe import probe_interval_seconds
-from .problems import (
+from .. import telemetry
+from ..config.settings import BridgeSettings
+from ..failover import retry
+from ..failover.health import HealthBoard
+from ..failover.probe import probe_interval_seconds
+from ..failover.snapshot import BlobSnapshotStore, SnapshotFollower
+from ..problems import (
     DeadlineExceeded,
     IdentityUnavailable,
     InvalidArguments,
@@ -37,15 +39,14 @@ from .problems import (
     UpstreamFailed,
     UpstreamResponseTooLarge,
 )
-from .redaction import printable
-from .settings import BridgeSettings
-from .snapshot import BlobSnapshotStore, SnapshotFollower
-from .tokens import TokenProvider
-from .upstream import ConnectFailed, UpstreamSession
-from .wire import REFUSED, SYNTHETIC_STATUS, WireTrace, current_trace
+from ..redaction import printable
+from ..upstream.catalog import CatalogTool, ToolCatalog
+from ..upstream.session import ConnectFailed, UpstreamSession
+from ..upstream.tokens import TokenProvider
+from ..upstream.wire import REFUSED, SYNTHETIC_STATUS, WireTrace, current_trace
 
 if TYPE_CHECKING:
-    from .scheduler_secrets import SchedulerSecrets
+    from ..azure_services.scheduler_secrets import SchedulerSecrets
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -23,8 +23,8 @@ from typing import Any, Protocol
 
 from azure.core.credentials import AccessTokenInfo, TokenRequestOptions
 
-from . import telemetry
-from .problems import IdentityUnavailable
+from .. import telemetry
+from ..problems import IdentityUnavailable
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .settings import BridgeSettings, EnvVar, SettingsError
-from .vault import KeyVaultUnavailable, VaultFailure, VaultReader
+from ..config.settings import BridgeSettings, EnvVar, SettingsError
+from .keyvault import KeyVaultUnavailable, VaultFailure, VaultReader
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from functools import cache
 import azure.functions as func
 
 from .health_api import health_auth_level
-from .http_api import respond
+from .tools_api import respond
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -52,7 +52,7 @@ _LOGGER = logging.getLogger(__name__)
 
 CONFIG_FILE_SETTING = "MCP_CONFIG_FILE"
 SCHEDULER_SERVER_NAME = "scheduler"
-APP_ROOT = Path(__file__).resolve().parent.parent
+APP_ROOT = Path(__file__).resolve().parents[2]
 """Relative `MCP_CONFIG_FILE` paths start here, the folder holding function_app.py."""
 
 

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from . import telemetry
+from .. import telemetry
 
 UNHEALTHY_AFTER = 3
 HEALTHY_AFTER = 2

@@ -12,7 +12,7 @@ import os
 
 import azure.functions as func
 
-from .http_api import respond
+from .tools_api import respond
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -39,10 +39,10 @@ bp = func.Blueprint()
     schedule="%HEALTH_PROBE_SCHEDULE%", arg_name="timer", run_on_startup=False, use_monitor=True
 )
 async def health_probe(timer: func.TimerRequest) -> None:
-    # Imported here, not at indexing time (see http_api).
-    from .probe import probe_all
-    from .runtime import get_bridge
-    from .settings import SettingsError
+    # Imported here, not at indexing time (see tools_api).
+    from ..config.settings import SettingsError
+    from ..failover.probe import probe_all
+    from ..runtime import get_bridge
 
     if timer.past_due:
         _LOGGER.warning("Health probe is running late (past due)")
@@ -63,7 +63,7 @@ async def health_probe(timer: func.TimerRequest) -> None:
 
 
 async def _health(req: func.HttpRequest) -> func.HttpResponse:
-    from .runtime import get_bridge
+    from ..runtime import get_bridge
 
     bridge = await get_bridge()
     view = bridge.describe_health()

@@ -25,10 +25,10 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from . import addresses
+from ..upstream import addresses
 from .keyvault_reference import KeyVaultReference, substitute_references
 from .keyvault_settings import KeyVaultSettings, VaultAccess
-from .seed_config import SeedConfigError, SeedLayer, layer_seed_config
+from .mcp_client_config import SeedConfigError, SeedLayer, layer_seed_config
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -252,8 +252,8 @@ class SettingsError(Exception):
 
 class UnresolvedReferences(SettingsError):
     """Settings hold Key Vault references not resolved yet. Never cached: resolving is async and
-    happens on first use (`settings_loader.ensure_settings`); `pending` maps each setting to its
-    `(reference text, reference)`, `access` says how to reach the vaults."""
+    happens on first use (`azure_services.settings_loader.ensure_settings`); `pending` maps each
+    setting to its `(reference text, reference)`, `access` says how to reach the vaults."""
 
     def __init__(
         self, pending: dict[str, tuple[str, KeyVaultReference]], access: VaultAccess, seed: SeedLayer

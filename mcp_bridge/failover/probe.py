@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING
 
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
-from . import telemetry
-from .problems import Problem
-from .upstream import ConnectFailed, UpstreamSession
-from .wire import WireTrace, current_trace
+from .. import telemetry
+from ..problems import Problem
+from ..upstream.session import ConnectFailed, UpstreamSession
+from ..upstream.wire import WireTrace, current_trace
 
 if TYPE_CHECKING:
-    from .bridge import SchedulerBridge
+    from ..calls.bridge import SchedulerBridge
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -19,11 +19,11 @@ from urllib.parse import urlsplit
 
 import azure.functions as func
 
-from . import redaction
-from .problems import BadRequest, Misconfigured, PayloadTooLarge, Problem
+from .. import redaction
+from ..problems import BadRequest, Misconfigured, PayloadTooLarge, Problem
 
 if TYPE_CHECKING:  # pydantic models are imported by the handlers, not at indexing time
-    from . import models
+    from .. import models
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -49,8 +49,8 @@ async def respond(
     req: func.HttpRequest, handler: Handler, *, needs_settings: bool = True
 ) -> func.HttpResponse:
     """Run `handler`, turning every failure into problem+json without internals or secrets."""
-    from .settings import SettingsError
-    from .settings_loader import ensure_settings
+    from ..azure_services.settings_loader import ensure_settings
+    from ..config.settings import SettingsError
 
     redaction.install()
     instance = urlsplit(req.url).path  # never the query string: it may hold the function key
@@ -127,10 +127,10 @@ def check_conversation_id(conversation_id: str) -> str:
 
 
 async def _call_tool(req: func.HttpRequest) -> func.HttpResponse:
-    from . import models
-    from .bridge import dump_content
-    from .runtime import get_bridge
-    from .settings import load_settings
+    from .. import models
+    from ..calls.bridge import dump_content
+    from ..config.settings import load_settings
+    from ..runtime import get_bridge
 
     settings = load_settings()
     arguments = read_arguments(req, settings.max_request_bytes)
@@ -149,8 +149,8 @@ async def _call_tool(req: func.HttpRequest) -> func.HttpResponse:
 
 
 async def _list_tools(req: func.HttpRequest) -> func.HttpResponse:
-    from . import models
-    from .runtime import get_bridge
+    from .. import models
+    from ..runtime import get_bridge
 
     bridge = await get_bridge()
     endpoint, tools = await bridge.list_tools()
@@ -162,10 +162,10 @@ async def _list_tools(req: func.HttpRequest) -> func.HttpResponse:
 
 
 async def _status_of(conversation_id: str) -> func.HttpResponse:
-    from . import models
-    from .bridge import result_text
-    from .runtime import get_bridge
-    from .settings import load_settings
+    from .. import models
+    from ..calls.bridge import result_text
+    from ..config.settings import load_settings
+    from ..runtime import get_bridge
 
     settings = load_settings()
     check_conversation_id(conversation_id)

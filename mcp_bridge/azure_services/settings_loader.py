@@ -18,14 +18,14 @@ import logging
 import time
 from typing import Any
 
-from .settings import (
+from ..config.settings import (
     BridgeSettings,
     SettingsError,
     UnresolvedReferences,
     load_settings,
     use_resolved_references,
 )
-from .vault import KeyVaultUnavailable, VaultFailure, VaultReader
+from .keyvault import KeyVaultUnavailable, VaultFailure, VaultReader
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ async def ensure_settings() -> BridgeSettings:
 
 async def _resolve(unresolved: UnresolvedReferences, key: object) -> BridgeSettings:
     global _failure
-    from .runtime import shared_credential  # runtime imports this module
+    from ..runtime import shared_credential  # runtime imports this module
 
     access = unresolved.access
     credential, _ = shared_credential(access)

@@ -3,7 +3,7 @@
 App Service and Functions replace such a value with the secret before the app starts. Where that
 does not happen (locally, or a reference the platform could not resolve) the literal text reaches
 the app; sent as an API key or used as a URL it would fail in confusing ways, so the bridge resolves
-it itself (`settings_loader`). Both documented forms are understood:
+it itself (`azure_services.settings_loader`). Both documented forms are understood:
 
     @Microsoft.KeyVault(SecretUri=https://myvault.vault.azure.net/secrets/mysecret/[version])
     @Microsoft.KeyVault(VaultName=myvault;SecretName=mysecret[;SecretVersion=version])

@@ -13,7 +13,7 @@ import logging
 import time
 from typing import Any
 
-from .settings import BridgeSettings
+from ..config.settings import BridgeSettings
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -26,8 +26,8 @@ class BlobSnapshotStore:
     def __init__(self, settings: BridgeSettings, *, credential: Any = None) -> None:
         from azure.storage.blob.aio import BlobServiceClient
 
-        from .azure_transport import Httpx2Transport
-        from .runtime import azure_http_client
+        from ..azure_services.transport import Httpx2Transport
+        from ..runtime import azure_http_client
 
         transport = Httpx2Transport(azure_http_client(), owns_client=True)
         options = {"transport": transport, "retry_total": 1}

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from .problems import Unavailable
+from ..problems import Unavailable
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -93,8 +93,8 @@ class VaultReader:
         if client is None:
             from azure.keyvault.secrets.aio import SecretClient
 
-            from .azure_transport import Httpx2Transport
-            from .runtime import azure_http_client
+            from ..runtime import azure_http_client
+            from .transport import Httpx2Transport
 
             client = SecretClient(
                 vault_url,

@@ -12,7 +12,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 
 import httpx2
 
-from .problems import IdentityUnavailable
+from ..problems import IdentityUnavailable
 from .tokens import TokenProvider
 from .wire import current_trace
 

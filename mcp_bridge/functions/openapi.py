@@ -14,8 +14,8 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from . import models
-from .http_api import CONVERSATION_ID
+from .. import models
+from .tools_api import CONVERSATION_ID
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 _REF = "#/components/schemas/{model}"

@@ -17,7 +17,7 @@ from jsonschema.exceptions import SchemaError
 from jsonschema.protocols import Validator
 from jsonschema.validators import validator_for
 
-from .redaction import printable
+from ..redaction import printable
 
 _LOGGER = logging.getLogger(__name__)
 
