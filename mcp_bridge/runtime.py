@@ -16,8 +16,9 @@ from typing import Any, Protocol
 import httpx2
 
 from . import redaction
+from .azure_services import settings_loader
+from .azure_services.http_client import USER_AGENT, azure_http_client
 from .azure_services.scheduler_secrets import SchedulerSecrets, load_scheduler_secrets
-from .azure_services.settings_loader import ensure_settings
 from .calls.bridge import SchedulerBridge
 from .config.settings import BridgeSettings
 from .telemetry import configure_telemetry
@@ -27,8 +28,6 @@ from .upstream.tokens import TokenProvider
 from .upstream.wire import ShieldedTransport
 
 _LOGGER = logging.getLogger(__name__)
-
-USER_AGENT = "scheduler-bridge/0.1"
 
 _bridge: SchedulerBridge | None = None
 _creating: asyncio.Lock | None = None
@@ -54,6 +53,13 @@ async def get_bridge() -> SchedulerBridge:
             _install(build_bridge(settings, secrets=secrets, credential_source=shared_credential))
     assert _bridge is not None
     return _bridge
+
+
+async def ensure_settings() -> BridgeSettings:
+    """The settings, Key Vault references resolved through the process's one credential.
+
+    Raises `SettingsError` (500 `misconfigured`) or `KeyVaultUnavailable` (503)."""
+    return await settings_loader.ensure_settings(shared_credential)
 
 
 def _install(bridge: SchedulerBridge) -> None:
@@ -97,16 +103,6 @@ def scheduler_http_client(settings: BridgeSettings, auth: httpx2.Auth | None) ->
         timeout=httpx2.Timeout(
             connect=min(5.0, deadline), read=deadline + 5, write=10.0, pool=min(5.0, deadline)
         ),
-        follow_redirects=False,
-        headers={"user-agent": USER_AGENT},
-    )
-
-
-def azure_http_client() -> httpx2.AsyncClient:
-    """The pooled client for Azure SDK traffic (identity; later Key Vault and storage)."""
-    return httpx2.AsyncClient(
-        timeout=httpx2.Timeout(connect=5.0, read=15.0, write=10.0, pool=5.0),
-        limits=httpx2.Limits(max_connections=32, max_keepalive_connections=8, keepalive_expiry=60),
         follow_redirects=False,
         headers={"user-agent": USER_AGENT},
     )

@@ -164,8 +164,8 @@ async def test_a_rotated_key_is_reread_once_on_401_and_the_call_succeeds(
 async def test_rereads_are_single_flight_and_at_most_once_per_interval(stack, vault, monkeypatch):
     from azure.identity.aio import ManagedIdentityCredential
 
+    from mcp_bridge.azure_services.http_client import azure_http_client
     from mcp_bridge.azure_services.transport import Httpx2Transport
-    from mcp_bridge.runtime import azure_http_client
 
     monkeypatch.setenv("IDENTITY_ENDPOINT", stack.identity.token_url)
     monkeypatch.setenv("IDENTITY_HEADER", IDENTITY_HEADER)

@@ -93,7 +93,7 @@ class VaultReader:
         if client is None:
             from azure.keyvault.secrets.aio import SecretClient
 
-            from ..runtime import azure_http_client
+            from .http_client import azure_http_client
             from .transport import Httpx2Transport
 
             client = SecretClient(

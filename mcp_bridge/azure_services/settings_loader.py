@@ -16,8 +16,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
+from ..config.keyvault_settings import VaultAccess
 from ..config.settings import (
     BridgeSettings,
     SettingsError,
@@ -35,9 +37,11 @@ _inflight: asyncio.Task[BridgeSettings] | None = None
 _failure: tuple[object, float, Exception] | None = None
 
 
-async def ensure_settings() -> BridgeSettings:
+async def ensure_settings(credential_source: Callable[[VaultAccess], tuple[Any, bool]]) -> BridgeSettings:
     """The settings, resolving Key Vault references first if any are pending.
 
+    `credential_source` gives the process's one Azure credential (the composition root's
+    `runtime.shared_credential`); it is called only when a vault is really read.
     Raises `SettingsError` (500 `misconfigured`) or `KeyVaultUnavailable` (503).
     """
     global _inflight
@@ -49,18 +53,22 @@ async def ensure_settings() -> BridgeSettings:
     if _failure is not None and _failure[0] == key and time.monotonic() < _failure[1]:
         raise _failure[2]
     if _inflight is None:
-        _inflight = asyncio.create_task(_resolve(pending, key), name="scheduler-bridge-keyvault-references")
+        _inflight = asyncio.create_task(
+            _resolve(pending, key, credential_source), name="scheduler-bridge-keyvault-references"
+        )
         _inflight.add_done_callback(_forget_task)
     # Shielded: one caller giving up must not cancel the resolution the others wait on.
     return await asyncio.shield(_inflight)
 
 
-async def _resolve(unresolved: UnresolvedReferences, key: object) -> BridgeSettings:
+async def _resolve(
+    unresolved: UnresolvedReferences,
+    key: object,
+    credential_source: Callable[[VaultAccess], tuple[Any, bool]],
+) -> BridgeSettings:
     global _failure
-    from ..runtime import shared_credential  # runtime imports this module
-
     access = unresolved.access
-    credential, _ = shared_credential(access)
+    credential, _ = credential_source(access)
     reader = VaultReader(credential, ca_file=access.keyvault_ca_file)
     names = list(unresolved.pending)
     try:

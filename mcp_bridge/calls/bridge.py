@@ -24,7 +24,7 @@ from .. import telemetry
 from ..config.settings import BridgeSettings
 from ..failover import retry
 from ..failover.health import HealthBoard
-from ..failover.probe import probe_interval_seconds
+from ..failover.probe_schedule import probe_interval_seconds
 from ..failover.snapshot import BlobSnapshotStore, SnapshotFollower
 from ..problems import (
     DeadlineExceeded,

@@ -25,7 +25,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from ..upstream import addresses
+from . import endpoint_policy
 from .keyvault_reference import KeyVaultReference, substitute_references
 from .keyvault_settings import KeyVaultSettings, VaultAccess
 from .mcp_client_config import SeedConfigError, SeedLayer, layer_seed_config
@@ -146,7 +146,7 @@ class BridgeSettings(BaseSettings, KeyVaultSettings):
     @field_validator("scheduler_endpoints")
     @classmethod
     def _endpoints_are_urls(cls, value: list[str], info: ValidationInfo) -> list[str]:
-        # The endpoint address policy lives in addresses.py; the same rules run again at connect time.
+        # The endpoint address policy lives in endpoint_policy; the same rules run again at connect time.
         allow_private = info.data.get("scheduler_allow_private_endpoints") is True
         for position, url in enumerate(value, start=1):
             parts = urlsplit(url)
@@ -155,12 +155,14 @@ class BridgeSettings(BaseSettings, KeyVaultSettings):
             if parts.scheme not in ("http", "https") or not parts.hostname:
                 raise ValueError(f"endpoint {position} is not an http(s) URL")
             host = parts.hostname
-            if parts.scheme != "https" and not addresses.is_loopback_host(host):
+            if parts.scheme != "https" and not endpoint_policy.is_loopback_host(host):
                 raise ValueError(
                     f"endpoint {position} ({host}) must use https; plain http is allowed only for loopback"
                 )
-            literal = addresses.literal_address(host)
-            reason = None if literal is None else addresses.refusal(literal, allow_private=allow_private)
+            literal = endpoint_policy.literal_address(host)
+            reason = (
+                None if literal is None else endpoint_policy.refusal(literal, allow_private=allow_private)
+            )
             if reason is not None:
                 raise ValueError(f"endpoint {position} ({host}) is refused: {reason}")
         if len(set(value)) != len(value):

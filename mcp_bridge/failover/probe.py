@@ -14,8 +14,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
@@ -25,9 +24,25 @@ from ..upstream.session import ConnectFailed, UpstreamSession
 from ..upstream.wire import WireTrace, current_trace
 
 if TYPE_CHECKING:
-    from ..calls.bridge import SchedulerBridge
+    import httpx2
+
+    from ..config.settings import BridgeSettings
+    from ..upstream.tokens import TokenProvider
+    from .health import HealthBoard
 
 _LOGGER = logging.getLogger(__name__)
+
+
+class ProbeTarget(Protocol):
+    """What a probe needs of the bridge (`calls.SchedulerBridge`), without depending on the call path."""
+
+    settings: BridgeSettings
+    http_client: httpx2.AsyncClient
+    tokens: TokenProvider | None
+    endpoints: list[UpstreamSession]
+    health: HealthBoard
+
+    async def publish_health(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -38,7 +53,7 @@ class ProbeResult:
     error: str | None
 
 
-async def probe_all(bridge: SchedulerBridge) -> list[ProbeResult]:
+async def probe_all(bridge: ProbeTarget) -> list[ProbeResult]:
     """Probe every endpoint concurrently, record the results, and share them."""
     results = await asyncio.gather(*(_probe_traced(bridge, session) for session in bridge.endpoints))
     board = bridge.health
@@ -52,14 +67,14 @@ async def probe_all(bridge: SchedulerBridge) -> list[ProbeResult]:
     return results
 
 
-async def _probe_traced(bridge: SchedulerBridge, session: UpstreamSession) -> ProbeResult:
+async def _probe_traced(bridge: ProbeTarget, session: UpstreamSession) -> ProbeResult:
     with telemetry.probe(session.url) as span:
         result = await probe_endpoint(bridge, session)
         span.result(ok=result.ok, error=result.error, latency_ms=result.latency_ms)
         return result
 
 
-async def probe_endpoint(bridge: SchedulerBridge, session: UpstreamSession) -> ProbeResult:
+async def probe_endpoint(bridge: ProbeTarget, session: UpstreamSession) -> ProbeResult:
     started = time.perf_counter()
     trace = WireTrace()
     token = current_trace.set(trace)
@@ -81,7 +96,7 @@ async def probe_endpoint(bridge: SchedulerBridge, session: UpstreamSession) -> P
     return ProbeResult(session.url, error is None, latency_ms, error)
 
 
-async def _http_ping(bridge: SchedulerBridge, url: str, trace: WireTrace) -> str | None:
+async def _http_ping(bridge: ProbeTarget, url: str, trace: WireTrace) -> str | None:
     path = bridge.settings.scheduler_ping_path
     if not path:
         return None
@@ -92,7 +107,7 @@ async def _http_ping(bridge: SchedulerBridge, url: str, trace: WireTrace) -> str
     return _classify(trace) or f"ping_http_{response.status_code}"
 
 
-async def _mcp_check(bridge: SchedulerBridge, session: UpstreamSession) -> str | None:
+async def _mcp_check(bridge: ProbeTarget, session: UpstreamSession) -> str | None:
     if bridge.tokens is not None:
         await bridge.tokens.get_token()
     client = await session.client()
@@ -120,18 +135,3 @@ def _classify(trace: WireTrace) -> str | None:
     if trace.statuses and trace.statuses[-1] >= 400:
         return f"http_{trace.statuses[-1]}"
     return None
-
-
-def probe_interval_seconds(schedule: str) -> float:
-    """Seconds between two runs of an NCRONTAB schedule (six fields, seconds first)."""
-    from croniter import croniter
-
-    fields = schedule.split()
-    if len(fields) == 6:  # croniter wants the seconds field last
-        fields = fields[1:] + fields[:1]
-    try:
-        iterator = croniter(" ".join(fields), datetime(2026, 1, 1, tzinfo=UTC))
-        first = iterator.get_next(float)
-        return float(iterator.get_next(float) - first)
-    except (ValueError, KeyError):
-        return 30.0

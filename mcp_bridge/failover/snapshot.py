@@ -26,8 +26,8 @@ class BlobSnapshotStore:
     def __init__(self, settings: BridgeSettings, *, credential: Any = None) -> None:
         from azure.storage.blob.aio import BlobServiceClient
 
+        from ..azure_services.http_client import azure_http_client
         from ..azure_services.transport import Httpx2Transport
-        from ..runtime import azure_http_client
 
         transport = Httpx2Transport(azure_http_client(), owns_client=True)
         options = {"transport": transport, "retry_total": 1}

@@ -49,13 +49,14 @@ async def respond(
     req: func.HttpRequest, handler: Handler, *, needs_settings: bool = True
 ) -> func.HttpResponse:
     """Run `handler`, turning every failure into problem+json without internals or secrets."""
-    from ..azure_services.settings_loader import ensure_settings
     from ..config.settings import SettingsError
 
     redaction.install()
     instance = urlsplit(req.url).path  # never the query string: it may hold the function key
     try:
         if needs_settings:
+            from ..runtime import ensure_settings
+
             await ensure_settings()  # resolves Key Vault references on first use; then a cache hit
         return await handler(req)
     except Problem as problem:
