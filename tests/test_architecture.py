@@ -31,7 +31,7 @@ ROOMS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("config", ("mcp_bridge.config",)),
 )
 """The rooms from the top (the blueprints) down; a module may import its own room and those below.
-The same order is written in mcp_bridge/__init__.py and docs; change them together."""
+The same order is written in mcp_bridge/__init__.py; change both together."""
 
 DEV_TOOLS = ("devstack", "bench")
 

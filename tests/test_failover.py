@@ -36,8 +36,8 @@ async def test_killing_the_primary_under_load_loses_no_safe_call_and_duplicates_
     configure, functions, stack
 ):
     await configure(scheduler_timeout_seconds="10")
-    seeded = await functions.call_tool("scheduleConversation", schedule_arguments("seed"))
-    conversation_id = seeded.json["structuredContent"]["conversation_id"]
+    polled = await functions.call_tool("scheduleConversation", schedule_arguments("polled"))
+    conversation_id = polled.json["structuredContent"]["conversation_id"]
     results: list[tuple[str, int, float]] = []
     killed_at: float | None = None
 

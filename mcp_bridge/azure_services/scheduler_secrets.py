@@ -1,9 +1,9 @@
 """The Scheduler's client id and API key when they live in Key Vault (`KEYVAULT_URI`).
 
-The seeds kept `SCHEDULER-CLIENT-ID` and `SCHEDULER-API-KEY` in a vault and copied them into
-environment variables at start-up. Here they are read when the bridge is created (awaited, never
-at import), kept in memory only, and handed to `HeaderKeyAuth` per request. The vault fills only
-what app settings leave unset, so a non-secret client id can stay an app setting.
+The original integration guide kept `SCHEDULER-CLIENT-ID` and `SCHEDULER-API-KEY` in a vault and
+copied them into environment variables at start-up. Here they are read when the bridge is created
+(awaited, never at import), kept in memory only, and handed to `HeaderKeyAuth` per request. The
+vault fills only what app settings leave unset, so a non-secret client id can stay an app setting.
 
 A key rotated in the vault shows up as a 401 from the Scheduler. Then the vault-held values are
 read again, by one task however many requests hit the 401, and at most once a minute (a wrong key

@@ -20,7 +20,8 @@ from urllib.parse import urlsplit
 
 REFERENCE_PREFIX = "@microsoft.keyvault("
 DEFAULT_URL_TEMPLATE = "https://{name}.vault.azure.net"
-"""Where a vault named in `VaultName=` (or the seeds' `key_vault_name`) lives: Azure's public cloud."""
+"""Where a vault named in `VaultName=` (or the MCP client configuration's `key_vault_name`) lives:
+Azure's public cloud."""
 
 SECRET_NAME = re.compile(r"^[0-9A-Za-z-]{1,127}$")
 VAULT_NAME = re.compile(r"^[A-Za-z][0-9A-Za-z-]{1,22}[0-9A-Za-z]$")

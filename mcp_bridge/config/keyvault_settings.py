@@ -5,10 +5,10 @@ validated: resolving a `@Microsoft.KeyVault(...)` reference in, say, `SCHEDULER_
 the vault settings and a credential first. `BridgeSettings` inherits every field, so there is one
 definition of each setting.
 
-`USE_AZURE_SERVICES` is the seeds' switch. Unset, Key Vault is used when configured and the
-Scheduler auth mode follows `SCHEDULER_AUTH`. `false` turns Azure services off, as the seeds did
-for anything but "true": `KEYVAULT_URI` is ignored, a Key Vault reference is an error, and managed
-identity for the Scheduler is refused rather than silently replaced.
+`USE_AZURE_SERVICES` is the original integration guide's switch. Unset, Key Vault is used when
+configured and the Scheduler auth mode follows `SCHEDULER_AUTH`. `false` turns Azure services off,
+as that guide did for anything but "true": `KEYVAULT_URI` is ignored, a Key Vault reference is an
+error, and managed identity for the Scheduler is refused rather than silently replaced.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""The seeds' JSON configuration file (`MCP_CONFIG_FILE`), mapped onto the bridge's app settings.
+"""The MCP client configuration format: the JSON file `MCP_CONFIG_FILE` names, mapped onto settings.
 
-The original guides configured an MCP host with a file like
+MCP hosts are configured with a file like
 
     {"mcp": {"mcp_servers": [{"name": "Scheduler",
                               "transport": {"type": "http", "url": "https://.../mcp",
@@ -16,8 +16,8 @@ bridge always reads, underneath them: an app setting that is set (not blank) win
   use of the same file and are skipped without being validated.
 - `transport.auth` is `{"client_id", "api_key"}` (→ `SCHEDULER_AUTH=api_key`; either may be left
   out and come from app settings or Key Vault) or `{"use_managed_identity": true}`
-  (→ `SCHEDULER_AUTH=managed_identity`; `SCHEDULER_TOKEN_SCOPE` must still be set: the seeds'
-  ARM scope is not carried over). Every Scheduler server must use the same auth.
+  (→ `SCHEDULER_AUTH=managed_identity`; `SCHEDULER_TOKEN_SCOPE` must still be set: the original
+  integration guide's ARM scope is not carried over). Every Scheduler server must use the same auth.
 - `azure.use_managed_identity` → `USE_AZURE_SERVICES`; `azure.key_vault_name` → `KEYVAULT_URI`
   (placed with `KEYVAULT_URL_TEMPLATE`); `azure.application_insights_connection_string` →
   `APPLICATIONINSIGHTS_CONNECTION_STRING`.
@@ -56,7 +56,7 @@ APP_ROOT = Path(__file__).resolve().parents[2]
 """Relative `MCP_CONFIG_FILE` paths start here, the folder holding function_app.py."""
 
 
-class SeedConfigError(ValueError):
+class McpClientConfigError(ValueError):
     """The file cannot be mapped; `problems` pairs a JSON path (or `MCP_CONFIG_FILE`) with a reason."""
 
     def __init__(self, problems: list[tuple[str, str]]) -> None:
@@ -70,13 +70,13 @@ class _Strict(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
 
 
-class SeedAuth(_Strict):
+class ServerAuth(_Strict):
     client_id: str | None = Field(default=None, min_length=1)
     api_key: SecretStr | None = None
     use_managed_identity: bool | None = None
 
     @model_validator(mode="after")
-    def _one_kind(self) -> SeedAuth:
+    def _one_kind(self) -> ServerAuth:
         keyed = self.client_id is not None or self.api_key is not None
         if self.use_managed_identity and keyed:
             raise ValueError("use client_id/api_key or use_managed_identity: true, not both")
@@ -98,10 +98,10 @@ class SeedAuth(_Strict):
         return values
 
 
-class SeedTransport(_Strict):
+class ServerTransport(_Strict):
     type: str
     url: str
-    auth: SeedAuth | None = None
+    auth: ServerAuth | None = None
 
     @field_validator("type")
     @classmethod
@@ -121,9 +121,9 @@ class SeedTransport(_Strict):
         return value
 
 
-class SeedServer(_Strict):
+class SchedulerServer(_Strict):
     name: str
-    transport: SeedTransport
+    transport: ServerTransport
 
 
 class _AnyServer(BaseModel):
@@ -134,28 +134,28 @@ class _AnyServer(BaseModel):
     name: str
 
 
-class SeedMcp(BaseModel):
+class McpSection(BaseModel):
     model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
 
     mcp_servers: list[_AnyServer]
 
 
-class SeedAzure(_Strict):
+class AzureSection(_Strict):
     use_managed_identity: bool | None = None
     key_vault_name: str | None = Field(default=None, pattern=VAULT_NAME.pattern)
     application_insights_connection_string: SecretStr | None = Field(default=None, min_length=1)
 
 
-class SeedFile(BaseModel):
-    # Other top-level sections belong to the rest of the seeds' application and are ignored.
+class McpClientConfigFile(BaseModel):
+    # Other top-level sections belong to the rest of the host application and are ignored.
     model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
 
-    mcp: SeedMcp | None = None
-    azure: SeedAzure | None = None
+    mcp: McpSection | None = None
+    azure: AzureSection | None = None
 
 
 @dataclass(frozen=True)
-class SeedLayer:
+class ConfigFileLayer:
     """App settings taken from the file, and for each one the JSON path it came from."""
 
     values: dict[str, str] = field(default_factory=dict)
@@ -172,7 +172,7 @@ class SeedLayer:
         return named
 
 
-def layer_seed_config(environ: Mapping[str, str]) -> tuple[dict[str, str], SeedLayer]:
+def layer_mcp_client_config(environ: Mapping[str, str]) -> tuple[dict[str, str], ConfigFileLayer]:
     """`environ` (app settings, any key case) over the file named by `MCP_CONFIG_FILE`, if any.
 
     An app setting that is present but blank does not hide the file's value: blank means unset.
@@ -180,18 +180,18 @@ def layer_seed_config(environ: Mapping[str, str]) -> tuple[dict[str, str], SeedL
     by_upper = {key.upper(): value for key, value in environ.items()}
     path = (by_upper.get(CONFIG_FILE_SETTING) or "").strip()
     if not path:
-        return dict(by_upper), SeedLayer()
+        return dict(by_upper), ConfigFileLayer()
     template = (by_upper.get("KEYVAULT_URL_TEMPLATE") or "").strip() or DEFAULT_URL_TEMPLATE
-    layer = map_seed_config(read_seed_config(path), url_template=template)
+    layer = map_mcp_client_config(read_mcp_client_config(path), url_template=template)
     overridden = sorted(name for name in layer.values if (by_upper.get(name) or "").strip())
     if overridden:
         _LOGGER.info("App settings override %s from %s", ", ".join(overridden), CONFIG_FILE_SETTING)
     merged = {**by_upper, **{name: value for name, value in layer.values.items() if name not in overridden}}
     origins = {name: origin for name, origin in layer.origins.items() if name not in overridden}
-    return merged, SeedLayer(values=layer.values, origins=origins)
+    return merged, ConfigFileLayer(values=layer.values, origins=origins)
 
 
-def read_seed_config(path: str) -> Any:
+def read_mcp_client_config(path: str) -> Any:
     """The file's JSON. Relative paths are relative to the app's folder, not the worker's cwd."""
     resolved = Path(path)
     if not resolved.is_absolute():
@@ -199,44 +199,50 @@ def read_seed_config(path: str) -> Any:
     try:
         text = resolved.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
-        raise SeedConfigError([(CONFIG_FILE_SETTING, "no such file")]) from None
+        raise McpClientConfigError([(CONFIG_FILE_SETTING, "no such file")]) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise SeedConfigError([(CONFIG_FILE_SETTING, f"cannot be read ({type(exc).__name__})")]) from None
+        raise McpClientConfigError(
+            [(CONFIG_FILE_SETTING, f"cannot be read ({type(exc).__name__})")]
+        ) from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         # exc.msg is the parser's complaint only ("Expecting value"), never the file's content.
         message = f"is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        raise SeedConfigError([(CONFIG_FILE_SETTING, message)]) from None
+        raise McpClientConfigError([(CONFIG_FILE_SETTING, message)]) from None
 
 
-def map_seed_config(document: Any, *, url_template: str = DEFAULT_URL_TEMPLATE) -> SeedLayer:
-    """Translate the parsed file into app settings; raises `SeedConfigError` naming JSON paths."""
+def map_mcp_client_config(document: Any, *, url_template: str = DEFAULT_URL_TEMPLATE) -> ConfigFileLayer:
+    """Translate the parsed file into app settings; raises `McpClientConfigError` naming JSON paths."""
     if not isinstance(document, dict):
-        raise SeedConfigError([(CONFIG_FILE_SETTING, "must hold a JSON object")])
-    seed = _validate(SeedFile, document, ())
+        raise McpClientConfigError([(CONFIG_FILE_SETTING, "must hold a JSON object")])
+    parsed = _validate(McpClientConfigFile, document, ())
     values: dict[str, str] = {}
     origins: dict[str, str] = {}
-    if seed.mcp is not None:
-        _map_servers(seed.mcp, values, origins)
-    if seed.azure is not None:
-        _map_azure(seed.azure, url_template, values, origins)
-    return SeedLayer(values=values, origins=origins)
+    if parsed.mcp is not None:
+        _map_servers(parsed.mcp, values, origins)
+    if parsed.azure is not None:
+        _map_azure(parsed.azure, url_template, values, origins)
+    return ConfigFileLayer(values=values, origins=origins)
 
 
-def _map_servers(mcp: SeedMcp, values: dict[str, str], origins: dict[str, str]) -> None:
-    servers: list[tuple[str, SeedServer]] = []
+def _map_servers(mcp: McpSection, values: dict[str, str], origins: dict[str, str]) -> None:
+    servers: list[tuple[str, SchedulerServer]] = []
     for index, entry in enumerate(mcp.mcp_servers):
         if entry.name.strip().lower() != SCHEDULER_SERVER_NAME:
             continue
         path = ("mcp", "mcp_servers", index)
-        servers.append((_json_path(path), _validate(SeedServer, entry.model_dump(), path)))
+        servers.append((_json_path(path), _validate(SchedulerServer, entry.model_dump(), path)))
     if not servers:
-        raise SeedConfigError([("mcp.mcp_servers", 'in MCP_CONFIG_FILE: no server is named "Scheduler"')])
+        raise McpClientConfigError(
+            [("mcp.mcp_servers", 'in MCP_CONFIG_FILE: no server is named "Scheduler"')]
+        )
     urls: list[str] = []
     for path, server in servers:
         if server.transport.url in urls:
-            raise SeedConfigError([(f"{path}.transport.url", "in MCP_CONFIG_FILE: this URL is listed twice")])
+            raise McpClientConfigError(
+                [(f"{path}.transport.url", "in MCP_CONFIG_FILE: this URL is listed twice")]
+            )
         urls.append(server.transport.url)
     values["SCHEDULER_ENDPOINTS"] = ",".join(urls)
     origins["SCHEDULER_ENDPOINTS"] = f"{servers[0][0]}.transport.url"
@@ -244,7 +250,7 @@ def _map_servers(mcp: SeedMcp, values: dict[str, str], origins: dict[str, str]) 
     first_path, first = servers[0]
     for path, server in servers[1:]:
         if server.transport.auth != first.transport.auth:
-            raise SeedConfigError(
+            raise McpClientConfigError(
                 [
                     (
                         f"{path}.transport.auth",
@@ -259,7 +265,9 @@ def _map_servers(mcp: SeedMcp, values: dict[str, str], origins: dict[str, str]) 
             origins[name] = f"{first_path}.transport.auth"
 
 
-def _map_azure(azure: SeedAzure, url_template: str, values: dict[str, str], origins: dict[str, str]) -> None:
+def _map_azure(
+    azure: AzureSection, url_template: str, values: dict[str, str], origins: dict[str, str]
+) -> None:
     if azure.use_managed_identity is not None:
         values["USE_AZURE_SERVICES"] = "true" if azure.use_managed_identity else "false"
         origins["USE_AZURE_SERVICES"] = "azure.use_managed_identity"
@@ -292,7 +300,7 @@ def _validate(model: type[Any], data: Any, prefix: tuple[str | int, ...]) -> Any
             path = _json_path(prefix + tuple(error["loc"])) or CONFIG_FILE_SETTING
             message = _MESSAGES.get(error["type"], error["msg"].removeprefix("Value error, "))
             problems.append((path, f"in {CONFIG_FILE_SETTING}: {message}"))
-        raise SeedConfigError(problems) from None
+        raise McpClientConfigError(problems) from None
 
 
 def _json_path(loc: tuple[str | int, ...]) -> str:

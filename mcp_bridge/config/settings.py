@@ -28,14 +28,15 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from . import endpoint_policy
 from .keyvault_reference import KeyVaultReference, substitute_references
 from .keyvault_settings import KeyVaultSettings, VaultAccess
-from .mcp_client_config import SeedConfigError, SeedLayer, layer_seed_config
+from .mcp_client_config import ConfigFileLayer, McpClientConfigError, layer_mcp_client_config
 
 _LOGGER = logging.getLogger(__name__)
 
 AuthMode = Literal["managed_identity", "api_key", "none"]
 
 # Audiences whose tokens must never leave for a third party: an ARM token grants control of the
-# subscription the identity can touch. The seeds sent exactly such a token to the Scheduler.
+# subscription the identity can touch. The original integration guide sent exactly such a token to
+# the Scheduler.
 _ARM_HOSTS = ("management.azure.com", "management.core.windows.net")
 
 
@@ -57,7 +58,8 @@ class EnvVar:
     ALLOW_PRIVATE_ENDPOINTS = "SCHEDULER_ALLOW_PRIVATE_ENDPOINTS"
     MAX_UPSTREAM_RESPONSE_BYTES = "MAX_UPSTREAM_RESPONSE_BYTES"
     AZURE_CLIENT_ID = "AZURE_CLIENT_ID"
-    # Key Vault, the seeds' switch and the seeds' config file (keyvault_settings, seed_config)
+    # Key Vault, the Azure-services switch and the MCP client configuration file
+    # (keyvault_settings, mcp_client_config)
     USE_AZURE_SERVICES = "USE_AZURE_SERVICES"
     KEYVAULT_URI = "KEYVAULT_URI"
     KEYVAULT_CLIENT_ID_SECRET = "KEYVAULT_CLIENT_ID_SECRET"
@@ -258,13 +260,16 @@ class UnresolvedReferences(SettingsError):
     setting to its `(reference text, reference)`, `access` says how to reach the vaults."""
 
     def __init__(
-        self, pending: dict[str, tuple[str, KeyVaultReference]], access: VaultAccess, seed: SeedLayer
+        self,
+        pending: dict[str, tuple[str, KeyVaultReference]],
+        access: VaultAccess,
+        file_layer: ConfigFileLayer,
     ) -> None:
         message = "holds a Key Vault reference that is resolved on first use"
         super().__init__([(name, message) for name in pending])
         self.pending = pending
         self.access = access
-        self.attribute = seed.attribute  # names a setting from MCP_CONFIG_FILE by its JSON path
+        self.attribute = file_layer.attribute  # names a setting from MCP_CONFIG_FILE by its JSON path
 
 
 # Needed to reach a vault, so they cannot be references themselves.
@@ -274,38 +279,38 @@ _VAULT_ACCESS_FIELDS = frozenset(VaultAccess.model_fields)
 def parse_settings(
     environ: Mapping[str, str] | None = None, *, resolved: dict[str, tuple[str, str]] | None = None
 ) -> BridgeSettings:
-    """Parse settings from `environ` (default: the process environment) layered over the seeds'
-    `MCP_CONFIG_FILE`, with Key Vault references replaced from `resolved` (setting name →
-    `(reference text, value)`). Raises `SettingsError`, or `UnresolvedReferences`."""
+    """Parse settings from `environ` (default: the process environment) layered over the MCP client
+    configuration file (`MCP_CONFIG_FILE`), with Key Vault references replaced from `resolved`
+    (setting name → `(reference text, value)`). Raises `SettingsError`, or `UnresolvedReferences`."""
     try:
-        layered, seed = layer_seed_config(os.environ if environ is None else environ)
-    except SeedConfigError as exc:
+        layered, file_layer = layer_mcp_client_config(os.environ if environ is None else environ)
+    except McpClientConfigError as exc:
         raise SettingsError(exc.problems) from None
     fields = BridgeSettings.model_fields
     values = {name.lower(): value for name, value in layered.items() if name.lower() in fields}
     substitution = substitute_references(values, resolved or {}, protected=_VAULT_ACCESS_FIELDS)
     if substitution.problems:
-        raise SettingsError(seed.attribute(substitution.problems))
+        raise SettingsError(file_layer.attribute(substitution.problems))
     if substitution.pending:
-        access = _validated(VaultAccess, substitution.values, seed, {})
+        access = _validated(VaultAccess, substitution.values, file_layer, {})
         if not access.keyvault_enabled:
             message = "holds a Key Vault reference, but USE_AZURE_SERVICES=false turns Key Vault off"
-            raise SettingsError(seed.attribute([(name, message) for name in substitution.pending]))
-        raise UnresolvedReferences(substitution.pending, access, seed)
-    return _validated(BridgeSettings, substitution.values, seed, substitution.substituted)
+            raise SettingsError(file_layer.attribute([(name, message) for name in substitution.pending]))
+        raise UnresolvedReferences(substitution.pending, access, file_layer)
+    return _validated(BridgeSettings, substitution.values, file_layer, substitution.substituted)
 
 
 _Model = TypeVar("_Model", bound=BaseModel)
 
 
 def _validated(
-    model: type[_Model], values: dict[str, str], seed: SeedLayer, from_vault: dict[str, str]
+    model: type[_Model], values: dict[str, str], file_layer: ConfigFileLayer, from_vault: dict[str, str]
 ) -> _Model:
     try:
         return model.model_validate({name: values[name] for name in model.model_fields if name in values})
     except ValidationError as exc:
         problems = [(name, _redact(message, from_vault.get(name))) for name, message in _describe(exc)]
-        raise SettingsError(seed.attribute(problems)) from None
+        raise SettingsError(file_layer.attribute(problems)) from None
 
 
 def _redact(message: str, secret: str | None) -> str:

@@ -1,8 +1,8 @@
 """Health probes: is each endpoint alive, and does it still accept *our* calls?
 
 Each probe has two legs, both through the shared client and token cache:
-- HTTP `GET` on the endpoint plus `SCHEDULER_PING_PATH` (the seeds' `/ping`), which proves the
-  region's front door is open;
+- HTTP `GET` on the endpoint plus `SCHEDULER_PING_PATH` (the original guide's `/ping`), which proves
+  the region's front door is open;
 - an MCP-level check through the bridge's real auth (MCP `ping` on handshake-era sessions,
   `tools/list` on 2026-07-28 ones, where ping no longer exists), so a broken token or protocol
   counts as a failure too. It also keeps every region's session warm for a failover.

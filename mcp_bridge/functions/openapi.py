@@ -93,7 +93,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "conversation_status_query",
         "conversation-status",
         "get",
-        "Status of one conversation (the seeds' query-string form)",
+        "Status of one conversation (the original integration guide's query-string form)",
         models.ConversationStatus,
         (400, 422, *_UPSTREAM),
         parameters=(

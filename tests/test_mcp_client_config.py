@@ -1,4 +1,4 @@
-"""The seeds' JSON config file (MCP_CONFIG_FILE): mapped onto app settings, which override it."""
+"""The MCP client configuration file (MCP_CONFIG_FILE): mapped onto app settings, which override it."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from mcp_bridge.config.mcp_client_config import APP_ROOT, map_seed_config
+from mcp_bridge.config.mcp_client_config import APP_ROOT, map_mcp_client_config
 from mcp_bridge.config.settings import SettingsError, load_settings, parse_settings, reset_settings
 from mcp_bridge.runtime import reset_bridge
 
@@ -25,16 +25,16 @@ def scheduler(url: str, auth: dict[str, Any] | None = None, **transport: Any) ->
     return {"name": "Scheduler", "transport": body}
 
 
-def seeds_file(*servers: dict[str, Any], azure: dict[str, Any] | None = None) -> dict[str, Any]:
+def config_file(*servers: dict[str, Any], azure: dict[str, Any] | None = None) -> dict[str, Any]:
     document: dict[str, Any] = {
         "mcp": {
             "mcp_servers": [
-                # Another MCP server of the seeds' host: skipped, not validated.
+                # Another MCP server of the same host: skipped, not validated.
                 {"name": "Calendar", "transport": {"type": "stdio", "command": "calendar-mcp"}},
                 *servers,
             ]
         },
-        "logging": {"level": "INFO"},  # other sections of the seeds' application config
+        "logging": {"level": "INFO"},  # other sections of the host application's config
     }
     if azure is not None:
         document["azure"] = azure
@@ -60,10 +60,10 @@ def use_file(configure, monkeypatch, tmp_path):
     return apply
 
 
-async def test_a_seeds_shaped_file_works_end_to_end(use_file, functions, stack):
+async def test_an_mcp_client_config_file_works_end_to_end(use_file, functions, stack):
     auth = {"client_id": CLIENT_ID, "api_key": API_KEY}
     await use_file(
-        seeds_file(
+        config_file(
             scheduler(stack.east.mcp_url, auth),
             scheduler(stack.west.mcp_url, auth),
             azure={"application_insights_connection_string": "InstrumentationKey=00000000-0000-0000-0000-0"},
@@ -87,7 +87,7 @@ async def test_a_seeds_shaped_file_works_end_to_end(use_file, functions, stack):
 async def test_managed_identity_from_the_file_still_needs_the_schedulers_own_scope(
     use_file, functions, stack
 ):
-    document = seeds_file(scheduler(stack.east.mcp_url, {"use_managed_identity": True}))
+    document = config_file(scheduler(stack.east.mcp_url, {"use_managed_identity": True}))
     await use_file(document)
     reply = await functions.call_tool("listConversations", {})
     assert reply.status == 500
@@ -99,7 +99,7 @@ async def test_managed_identity_from_the_file_still_needs_the_schedulers_own_sco
 
 
 async def test_app_settings_override_the_file_and_blank_ones_do_not(use_file, functions, stack):
-    document = seeds_file(scheduler(stack.east.mcp_url, {"client_id": CLIENT_ID, "api_key": "a-stale-key"}))
+    document = config_file(scheduler(stack.east.mcp_url, {"client_id": CLIENT_ID, "api_key": "a-stale-key"}))
     await use_file(
         document,
         SCHEDULER_ENDPOINTS=stack.west.mcp_url,
@@ -113,22 +113,22 @@ async def test_app_settings_override_the_file_and_blank_ones_do_not(use_file, fu
 
 
 def test_the_azure_section_maps_onto_settings():
-    document = seeds_file(
+    document = config_file(
         scheduler(GOOD, {"client_id": CLIENT_ID}),
         azure={"use_managed_identity": True, "key_vault_name": "mcp-scheduler-kv"},
     )
-    layer = map_seed_config(document)
+    layer = map_mcp_client_config(document)
     assert layer.values["KEYVAULT_URI"] == "https://mcp-scheduler-kv.vault.azure.net"
     assert layer.values["USE_AZURE_SERVICES"] == "true"
     assert layer.values["SCHEDULER_AUTH"] == "api_key"
     assert "SCHEDULER_API_KEY" not in layer.values, "left to app settings or the vault"
-    sovereign = map_seed_config(document, url_template="https://{name}.vault.azure.cn")
+    sovereign = map_mcp_client_config(document, url_template="https://{name}.vault.azure.cn")
     assert sovereign.values["KEYVAULT_URI"] == "https://mcp-scheduler-kv.vault.azure.cn"
 
 
 async def test_key_vault_name_end_to_end_with_the_key_only_in_the_vault(use_file, functions, stack, vault):
     vault.put("SCHEDULER-API-KEY", API_KEY)
-    document = seeds_file(
+    document = config_file(
         scheduler(stack.east.mcp_url, {"client_id": CLIENT_ID}),
         azure={"use_managed_identity": True, "key_vault_name": "mcp-scheduler-kv"},
     )
@@ -145,26 +145,26 @@ GOOD = "https://east.example/mcp"
 @pytest.mark.parametrize(
     ("document", "path"),
     [
-        (seeds_file(scheduler(GOOD, type="stdio")), "mcp.mcp_servers[1].transport.type"),
-        (seeds_file(scheduler(GOOD, type="sse")), "mcp.mcp_servers[1].transport.type"),
-        (seeds_file({"name": "Scheduler", "transport": {"type": "http"}}),
+        (config_file(scheduler(GOOD, type="stdio")), "mcp.mcp_servers[1].transport.type"),
+        (config_file(scheduler(GOOD, type="sse")), "mcp.mcp_servers[1].transport.type"),
+        (config_file({"name": "Scheduler", "transport": {"type": "http"}}),
          "mcp.mcp_servers[1].transport.url"),
-        (seeds_file(scheduler("ftp://east.example/mcp")), "mcp.mcp_servers[1].transport.url"),
-        (seeds_file({"name": "Scheduler", "transport": {"type": "http", "url": 5}}),
+        (config_file(scheduler("ftp://east.example/mcp")), "mcp.mcp_servers[1].transport.url"),
+        (config_file({"name": "Scheduler", "transport": {"type": "http", "url": 5}}),
          "mcp.mcp_servers[1].transport.url"),
-        (seeds_file(scheduler(GOOD, headers={"X": "y"})), "mcp.mcp_servers[1].transport.headers"),
-        (seeds_file({"name": "Scheduler", "transport": "http"}), "mcp.mcp_servers[1].transport"),
-        (seeds_file(scheduler(GOOD, {"client_id": "c", "api_key": 12345})),
+        (config_file(scheduler(GOOD, headers={"X": "y"})), "mcp.mcp_servers[1].transport.headers"),
+        (config_file({"name": "Scheduler", "transport": "http"}), "mcp.mcp_servers[1].transport"),
+        (config_file(scheduler(GOOD, {"client_id": "c", "api_key": 12345})),
          "mcp.mcp_servers[1].transport.auth.api_key"),
-        (seeds_file(scheduler(GOOD, {"use_managed_identity": "true"})),
+        (config_file(scheduler(GOOD, {"use_managed_identity": "true"})),
          "mcp.mcp_servers[1].transport.auth.use_managed_identity"),
-        (seeds_file(scheduler(GOOD, {"use_managed_identity": True, "api_key": FILE_KEY})),
+        (config_file(scheduler(GOOD, {"use_managed_identity": True, "api_key": FILE_KEY})),
          "mcp.mcp_servers[1].transport.auth"),
-        (seeds_file(scheduler(GOOD, {})), "mcp.mcp_servers[1].transport.auth"),
-        (seeds_file(scheduler(GOOD, {"client_id": "c", "api_key": FILE_KEY}),
+        (config_file(scheduler(GOOD, {})), "mcp.mcp_servers[1].transport.auth"),
+        (config_file(scheduler(GOOD, {"client_id": "c", "api_key": FILE_KEY}),
                     scheduler("https://west.example/mcp", {"use_managed_identity": True})),
          "mcp.mcp_servers[2].transport.auth"),
-        (seeds_file(scheduler(GOOD), scheduler(GOOD)), "mcp.mcp_servers[2].transport.url"),
+        (config_file(scheduler(GOOD), scheduler(GOOD)), "mcp.mcp_servers[2].transport.url"),
         ({"mcp": {"mcp_servers": [{"name": "Calendar"}]}}, "mcp.mcp_servers"),
         ({"mcp": {"mcp_servers": {"name": "Scheduler"}}}, "mcp.mcp_servers"),
         ({"mcp": {"mcp_servers": [{"transport": {}}]}}, "mcp.mcp_servers[0].name"),
@@ -210,7 +210,9 @@ def test_a_mapped_value_that_breaks_a_rule_is_named_by_its_json_path(tmp_path):
     config = tmp_path / "mcp_config.json"
     config.write_text(
         json.dumps(
-            seeds_file(scheduler(GOOD, {"use_managed_identity": True}), azure={"use_managed_identity": False})
+            config_file(
+                scheduler(GOOD, {"use_managed_identity": True}), azure={"use_managed_identity": False}
+            )
         )
     )
     with pytest.raises(SettingsError) as caught:
@@ -222,7 +224,7 @@ def test_a_mapped_value_that_breaks_a_rule_is_named_by_its_json_path(tmp_path):
 
 def test_relative_paths_start_at_the_app_folder_not_the_working_directory(tmp_path, monkeypatch):
     config = tmp_path / "mcp_config.json"
-    config.write_text(json.dumps(seeds_file(scheduler(GOOD, {"client_id": "c", "api_key": "k"}))))
+    config.write_text(json.dumps(config_file(scheduler(GOOD, {"client_id": "c", "api_key": "k"}))))
     monkeypatch.chdir(tmp_path.parent)
     relative = os.path.relpath(config, APP_ROOT)
     settings = parse_settings({"MCP_CONFIG_FILE": relative})
@@ -231,7 +233,7 @@ def test_relative_paths_start_at_the_app_folder_not_the_working_directory(tmp_pa
 
 
 async def test_a_bad_file_is_a_500_naming_the_json_path(use_file, functions):
-    await use_file(seeds_file(scheduler(GOOD, {"client_id": "c", "api_key": FILE_KEY}, type="stdio")))
+    await use_file(config_file(scheduler(GOOD, {"client_id": "c", "api_key": FILE_KEY}, type="stdio")))
     reply = await functions("list_tools", path="/api/tools")
     assert reply.status == 500
     assert reply.json["type"].endswith(":misconfigured")
@@ -244,7 +246,7 @@ async def test_a_file_value_may_be_a_key_vault_reference(use_file, functions, st
     for secret, expected in (("file-api-key", 200), ("not-in-the-vault", 500)):
         key = f"@Microsoft.KeyVault(SecretUri={vault.url}/secrets/{secret})"
         await use_file(
-            seeds_file(scheduler(stack.east.mcp_url, {"client_id": CLIENT_ID, "api_key": key})),
+            config_file(scheduler(stack.east.mcp_url, {"client_id": CLIENT_ID, "api_key": key})),
             KEYVAULT_CA_FILE=vault.ca_file,
         )
         reply = await functions.call_tool("listConversations", {})
