@@ -306,8 +306,9 @@ class SchedulerBridge:
         result, trace = await _traced(client.call_tool(name, arguments), limit)
         if isinstance(result, types.CallToolResult):
             return result
-        if trace.last_status == 404 and session.has_session_id:
-            # The server forgot our session (restart, idle expiry): it never ran the call.
+        if trace.session_lost:
+            # The server forgot our session (restart, idle expiry, another region's id): it refused
+            # the call before running it, so resending on a fresh session is safe for every tool.
             _LOGGER.info("Session lost at %s; reconnecting once", session.url)
             client = await self._reconnect(session, client)
             result, trace = await _traced(

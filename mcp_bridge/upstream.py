@@ -239,19 +239,21 @@ class UpstreamSession:
         return self._catalog_task
 
     async def _list_tools(self, client: Client, generation: int) -> ToolCatalog:
-        current_trace.set(WireTrace())
+        trace = WireTrace()
+        current_trace.set(trace)
         try:
-            tools: list[types.Tool] = []
-            cursor: str | None = None
-            ttl_hint: int | None = None
-            for _ in range(MAX_LIST_PAGES):
-                page = await client.list_tools(cursor=cursor, cache_mode="bypass")
-                tools.extend(page.tools)
-                if cursor is None and "ttl_ms" in page.model_fields_set:
-                    ttl_hint = page.ttl_ms
-                cursor = page.next_cursor
-                if cursor is None:
-                    break
+            try:
+                tools, ttl_hint = await self._list_pages(client)
+            except Exception:
+                if not trace.session_lost:
+                    raise
+                # Listing runs nothing: reopen the lost session (shared with any caller doing the
+                # same) and list once more. A refusal on the fresh session is an ordinary failure.
+                _LOGGER.info("Session lost at %s while listing tools; reconnecting once", self.url)
+                client = await self.reconnect(client)
+                generation = self._generation
+                current_trace.set(WireTrace())
+                tools, ttl_hint = await self._list_pages(client)
             catalog = ToolCatalog.from_listing(
                 tools, ttl_hint_ms=ttl_hint, default_ttl=self._tools_ttl, previous=self._catalog
             )
@@ -260,6 +262,21 @@ class UpstreamSession:
             return catalog
         finally:
             self._catalog_task = None
+
+    @staticmethod
+    async def _list_pages(client: Client) -> tuple[list[types.Tool], int | None]:
+        tools: list[types.Tool] = []
+        cursor: str | None = None
+        ttl_hint: int | None = None
+        for _ in range(MAX_LIST_PAGES):
+            page = await client.list_tools(cursor=cursor, cache_mode="bypass")
+            tools.extend(page.tools)
+            if cursor is None and "ttl_ms" in page.model_fields_set:
+                ttl_hint = page.ttl_ms
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+        return tools, ttl_hint
 
 
 def _cancel_if_pending(ready: asyncio.Future[Client], owner: asyncio.Task[None]) -> None:
