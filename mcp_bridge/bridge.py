@@ -306,7 +306,7 @@ class SchedulerBridge:
         result, trace = await _traced(client.call_tool(name, arguments), limit)
         if isinstance(result, types.CallToolResult):
             return result
-        if trace.session_lost:
+        if trace.session_lost or session.was_lost(client):
             # The server forgot our session (restart, idle expiry, another region's id): it refused
             # the call before running it, so resending on a fresh session is safe for every tool.
             _LOGGER.info("Session lost at %s; reconnecting once", session.url)

@@ -98,7 +98,7 @@ async def _mcp_check(bridge: SchedulerBridge, session: UpstreamSession) -> str |
         await bridge.tokens.get_token()
     client = await session.client()
     error, lost = await _mcp_round(client)
-    if lost:
+    if lost or (error is not None and session.was_lost(client)):
         # A restarted region forgot our session: reopen it and probe again, so the region can be
         # readmitted by its passing probes instead of failing on a stale session id forever.
         _LOGGER.info("Session lost at %s; the probe reconnects once", session.url)

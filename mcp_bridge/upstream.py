@@ -13,6 +13,7 @@ import asyncio
 import contextvars
 import logging
 import time
+from collections import deque
 
 import anyio
 import httpx2
@@ -70,6 +71,7 @@ class UpstreamSession:
         self._last_miss_refresh = float("-inf")
         self.connections_opened = 0
         self.protocol_version: str | None = None
+        self._lost: deque[Client] = deque(maxlen=8)
 
     @property
     def connected(self) -> bool:
@@ -95,9 +97,16 @@ class UpstreamSession:
 
     async def reconnect(self, stale: Client) -> Client:
         """Replace `stale` (lost session) with a new one; callers racing here share one reconnect."""
+        if not self.was_lost(stale):
+            self._lost.append(stale)
         if self._client is stale:
             await self._stop_owner()
         return await self.client()
+
+    def was_lost(self, client: Client) -> bool:
+        """Whether `client`'s session was found lost. Its calls still in flight end when it closes;
+        each carried the forgotten session id, so the server refused it unrun: resending is safe."""
+        return any(lost is client for lost in self._lost)
 
     async def catalog(self, *, missing: str | None = None) -> ToolCatalog:
         """The tool listing; stale entries are served while a refresh runs in the background.
@@ -245,7 +254,7 @@ class UpstreamSession:
             try:
                 tools, ttl_hint = await self._list_pages(client)
             except Exception:
-                if not trace.session_lost:
+                if not (trace.session_lost or self.was_lost(client)):
                     raise
                 # Listing runs nothing: reopen the lost session (shared with any caller doing the
                 # same) and list once more. A refusal on the fresh session is an ordinary failure.
