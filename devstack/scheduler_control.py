@@ -68,7 +68,7 @@ def scheduler_control_routes(
     return [
         Route("/ping", ping, methods=["GET"]),
         Route("/_devstack/session-answer", set_session_answer, methods=["POST"]),
-        # The bridge probes "endpoint + /ping", as the original integration guide did: /mcp/ping for an /mcp endpoint.
+        # The bridge probes "endpoint + /ping": /mcp/ping for an /mcp endpoint.
         Route("/mcp/ping", ping, methods=["GET"]),
         Route("/_devstack/counters", read_counters, methods=["GET"]),
         Route("/_devstack/reset", reset, methods=["POST"]),

@@ -79,7 +79,10 @@ class SessionAnswerMiddleware:
                     {
                         "type": "http.response.start",
                         "status": status,
-                        "headers": [(b"content-type", content_type), (b"content-length", str(len(body)).encode())],
+                        "headers": [
+                            (b"content-type", content_type),
+                            (b"content-length", str(len(body)).encode()),
+                        ],
                     }
                 )
                 await send({"type": "http.response.body", "body": body})

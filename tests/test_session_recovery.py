@@ -72,7 +72,12 @@ async def test_a_refusal_on_the_fresh_session_is_an_ordinary_failure(configure, 
     """A server that refuses every session id must not send the bridge into a reconnect loop."""
     await configure(endpoints=[stack.legacy.mcp_url])
     assert (await functions.call_tool("listConversations", {})).status == 200
-    control(stack.legacy.url, "POST", "/_devstack/faults", {"status": 404, "times": 2, "tools": ["listConversations"]})
+    control(
+        stack.legacy.url,
+        "POST",
+        "/_devstack/faults",
+        {"status": 404, "times": 2, "tools": ["listConversations"]},
+    )
     reply = await functions.call_tool("listConversations", {})
     assert reply.status in (502, 503), reply.body
     assert tool_calls(stack.legacy, "listConversations") == 1
