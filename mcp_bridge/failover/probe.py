@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from mcp import Client
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from .. import telemetry
@@ -111,6 +112,18 @@ async def _mcp_check(bridge: ProbeTarget, session: UpstreamSession) -> str | Non
     if bridge.tokens is not None:
         await bridge.tokens.get_token()
     client = await session.client()
+    error, lost = await _mcp_round(client)
+    if lost or (error is not None and session.was_lost(client)):
+        # A restarted region forgot our session: reopen it and probe again, so the region can be
+        # readmitted by its passing probes instead of failing on a stale session id forever.
+        _LOGGER.info("Session lost at %s; the probe reconnects once", session.url)
+        client = await session.reconnect(client)
+        error, _ = await _mcp_round(client)
+    return error
+
+
+async def _mcp_round(client: Client) -> tuple[str | None, bool]:
+    """One MCP-level check: the error class or None, and whether the session was lost."""
     trace = WireTrace()
     token = current_trace.set(trace)
     try:
@@ -119,10 +132,10 @@ async def _mcp_check(bridge: ProbeTarget, session: UpstreamSession) -> str | Non
         else:
             await client.session.send_ping()
     except Exception as exc:
-        return _classify(trace) or f"mcp_{type(exc).__name__}"
+        return _classify(trace) or f"mcp_{type(exc).__name__}", trace.session_lost
     finally:
         current_trace.reset(token)
-    return None
+    return None, False
 
 
 def _classify(trace: WireTrace) -> str | None:

@@ -13,6 +13,8 @@ import asyncio
 import contextvars
 import logging
 import time
+from collections import deque
+from typing import Any
 
 import anyio
 import httpx2
@@ -70,6 +72,7 @@ class UpstreamSession:
         self._last_miss_refresh = float("-inf")
         self.connections_opened = 0
         self.protocol_version: str | None = None
+        self._lost: deque[Client] = deque(maxlen=8)
 
     @property
     def connected(self) -> bool:
@@ -95,9 +98,16 @@ class UpstreamSession:
 
     async def reconnect(self, stale: Client) -> Client:
         """Replace `stale` (lost session) with a new one; callers racing here share one reconnect."""
+        if not self.was_lost(stale):
+            self._lost.append(stale)
         if self._client is stale:
             await self._stop_owner()
         return await self.client()
+
+    def was_lost(self, client: Client) -> bool:
+        """Whether `client`'s session was found lost. Its calls still in flight end when it closes;
+        each carried the forgotten session id, so the server refused it unrun: resending is safe."""
+        return any(lost is client for lost in self._lost)
 
     async def catalog(self, *, missing: str | None = None) -> ToolCatalog:
         """The tool listing; stale entries are served while a refresh runs in the background.
@@ -167,6 +177,7 @@ class UpstreamSession:
                 client_info=CLIENT_INFO,
                 message_handler=self._on_message,
             ) as client:
+                refuse_input_requests(client)
                 self._generation += 1
                 self.connections_opened += 1
                 self.protocol_version = client.protocol_version
@@ -239,19 +250,21 @@ class UpstreamSession:
         return self._catalog_task
 
     async def _list_tools(self, client: Client, generation: int) -> ToolCatalog:
-        current_trace.set(WireTrace())
+        trace = WireTrace()
+        current_trace.set(trace)
         try:
-            tools: list[types.Tool] = []
-            cursor: str | None = None
-            ttl_hint: int | None = None
-            for _ in range(MAX_LIST_PAGES):
-                page = await client.list_tools(cursor=cursor, cache_mode="bypass")
-                tools.extend(page.tools)
-                if cursor is None and "ttl_ms" in page.model_fields_set:
-                    ttl_hint = page.ttl_ms
-                cursor = page.next_cursor
-                if cursor is None:
-                    break
+            try:
+                tools, ttl_hint = await self._list_pages(client)
+            except Exception:
+                if not (trace.session_lost or self.was_lost(client)):
+                    raise
+                # Listing runs nothing: reopen the lost session (shared with any caller doing the
+                # same) and list once more. A refusal on the fresh session is an ordinary failure.
+                _LOGGER.info("Session lost at %s while listing tools; reconnecting once", self.url)
+                client = await self.reconnect(client)
+                generation = self._generation
+                current_trace.set(WireTrace())
+                tools, ttl_hint = await self._list_pages(client)
             catalog = ToolCatalog.from_listing(
                 tools, ttl_hint_ms=ttl_hint, default_ttl=self._tools_ttl, previous=self._catalog
             )
@@ -260,6 +273,69 @@ class UpstreamSession:
             return catalog
         finally:
             self._catalog_task = None
+
+    @staticmethod
+    async def _list_pages(client: Client) -> tuple[list[types.Tool], int | None]:
+        tools: list[types.Tool] = []
+        cursor: str | None = None
+        ttl_hint: int | None = None
+        for _ in range(MAX_LIST_PAGES):
+            page = await client.list_tools(cursor=cursor, cache_mode="bypass")
+            tools.extend(page.tools)
+            if cursor is None and "ttl_ms" in page.model_fields_set:
+                ttl_hint = page.ttl_ms
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+        return tools, ttl_hint
+
+
+INPUT_REFUSAL_GRACE_SECONDS = 0.5
+"""After refusing a server's request for input, how long the call may still take to end."""
+
+
+def refuse_input_requests(client: Client) -> None:
+    """Answer every request a server makes of the client (elicitation, sampling, roots) with a
+    prompt refusal, and mark the call it belongs to.
+
+    The bridge declares none of these capabilities (there is no user behind an HTTP call), so the
+    SDK's own callbacks stay in place and nothing is advertised. Servers may still ask, during a
+    handshake-era call or inside a 2026-07-28 `InputRequiredResult`. Both arrive through
+    `dispatch_input_request`, in the context of the call that caused them, so the call's
+    `WireTrace` records what the server wanted, and its time limit is cut to a short grace: the
+    caller learns `422 input-required` within a second even from a server that then waits forever.
+    """
+    session = client.session
+    dispatch = session.dispatch_input_request
+
+    async def refusing(ctx: Any, request: types.InputRequest) -> types.InputResponse | types.ErrorData:
+        trace = current_trace.get()
+        what = _describe_input_request(request)
+        if trace is not None and trace.input_requested is None:
+            trace.input_requested = what
+            if trace.call_scope is not None:
+                loop = asyncio.get_running_loop()
+                when = loop.time() + INPUT_REFUSAL_GRACE_SECONDS
+                current = trace.call_scope.when()
+                if current is None or current > when:
+                    trace.call_scope.reschedule(when)
+        _LOGGER.info("Refused a server request for input (%s)", request.method)
+        return types.ErrorData(
+            code=types.INVALID_REQUEST,
+            message=f"{CLIENT_INFO.name} cannot answer {request.method}: it bridges HTTP and has no user",
+        )
+
+    del dispatch  # the SDK's own dispatch would only reach its default refusals
+    session.dispatch_input_request = refusing  # type: ignore[method-assign]
+
+
+def _describe_input_request(request: types.InputRequest) -> str:
+    if isinstance(request, types.ElicitRequest):
+        message = getattr(request.params, "message", None) or "the server asked for input"
+        return str(message)[:300]
+    if isinstance(request, types.CreateMessageRequest):
+        return "the server asked the client for an LLM completion (sampling)"
+    return "the server asked for the client's roots"
 
 
 def _cancel_if_pending(ready: asyncio.Future[Client], owner: asyncio.Task[None]) -> None:

@@ -18,9 +18,13 @@ followed Location or an unbounded buffer.
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import logging
+import re
+import ssl
 import time
+from collections import deque
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Literal
@@ -45,9 +49,12 @@ Failure = Literal[
     "too_large",  # the response exceeded the bridge's cap: the server answered, we refused to read it
     "redirect",  # a 3xx: refused, never followed
     "address_refused",  # the endpoint resolved to an address the policy refuses: never sent
+    "tls",  # the TLS handshake failed (e.g. https:// to a plain-HTTP port): never sent
 ]
 
-NEVER_SENT: frozenset[Failure] = frozenset({"connect", "connect_timeout", "pool_timeout", "address_refused"})
+NEVER_SENT: frozenset[Failure] = frozenset(
+    {"connect", "connect_timeout", "pool_timeout", "address_refused", "tls"}
+)
 REFUSED: frozenset[Failure] = frozenset({"too_large", "redirect", "address_refused"})
 """Failures that are the bridge's own refusal, not the network's doing."""
 
@@ -62,6 +69,14 @@ class WireTrace:
     unauthorized_after_refresh: bool = False
     identity_error: BaseException | None = None
     session_lost: bool = False
+    """The server refused a request that carried an `Mcp-Session-Id` because it no longer knows
+    the session (see `session_refusal`): nothing ran, so reopening the session and resending is
+    safe for every tool."""
+    input_requested: str | None = None
+    """What the server asked of the client during this call (elicitation, sampling, roots), in
+    the server's own words; the bridge refuses every such request (see `upstream.session`)."""
+    call_scope: asyncio.Timeout | None = None
+    """The time limit of the call this trace belongs to, so a refusal can shorten it."""
 
     @property
     def last_status(self) -> int | None:
@@ -83,7 +98,7 @@ def classify(exc: httpx2.TransportError) -> Failure:
     if isinstance(exc, httpx2.PoolTimeout):
         return "pool_timeout"
     if isinstance(exc, httpx2.ConnectError):
-        return "connect"
+        return "tls" if _caused_by_tls(exc) else "connect"
     if isinstance(exc, httpx2.WriteTimeout):
         return "write_timeout"
     if isinstance(exc, httpx2.ReadTimeout):
@@ -91,6 +106,39 @@ def classify(exc: httpx2.TransportError) -> Failure:
     if isinstance(exc, httpx2.ProtocolError):
         return "protocol"
     return "read_error"
+
+
+def _caused_by_tls(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    for _ in range(8):  # httpx2 error <- httpcore2 error <- ssl.SSLError, a short chain
+        if seen is None:
+            return False
+        if isinstance(seen, ssl.SSLError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+SESSION_HEADER = "mcp-session-id"
+_SESSION_WORDS = re.compile(rb"session|client[ _-]?state", re.IGNORECASE)
+_PEEK_BYTES = 64 * 1024
+
+
+def session_refusal(status: int, body: bytes) -> bool:
+    """Whether an answer to a request that carried a session id says the session is unknown.
+
+    Servers disagree on how they say it. The spec asks for 404, and a 404 to a request on a
+    session that was open means exactly that, whatever the body. Many real servers answer 400
+    instead: the TypeScript SDK's examples up to 1.31 and server-everything ("Bad Request: No valid
+    session ID provided", JSON-RPC -32000), Python `mcp` up to 1.25 (the same words as text/plain),
+    and gateways that keep their state in the session id ("Invalid client state"), including
+    when an id issued by one region reaches another. A 400 counts when its body, JSON or text,
+    speaks of the session or the client state. Either way the server refused before running
+    anything.
+    """
+    if status == 404:
+        return True
+    return status == 400 and _SESSION_WORDS.search(body) is not None
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
@@ -184,9 +232,13 @@ class ShieldedTransport(httpx2.AsyncBaseTransport):
     def __init__(self, inner: httpx2.AsyncBaseTransport, *, max_response_bytes: int | None = None) -> None:
         self._inner = inner
         self._max_response_bytes = max_response_bytes
+        self._lost_sessions: deque[str] = deque(maxlen=64)
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         trace = current_trace.get()
+        if request.method == "DELETE" and request.headers.get(SESSION_HEADER) in self._lost_sessions:
+            # Closing a session the server already forgot: its refusal would only be noise.
+            return httpx2.Response(204, request=request)
         try:
             response = await self._inner.handle_async_request(request)
         except httpx2.TransportError as exc:
@@ -195,6 +247,8 @@ class ShieldedTransport(httpx2.AsyncBaseTransport):
             trace.statuses.append(response.status_code)
             if response.status_code in (429, 502, 503, 504):
                 trace.retry_after = parse_retry_after(response.headers.get("retry-after"))
+        if response.status_code in (400, 404) and SESSION_HEADER in request.headers:
+            response = await self._note_session_refusal(request, response, trace)
         if 300 <= response.status_code < 400:
             # No Location reaches the SDK, so there is nothing for it to follow.
             _LOGGER.warning(
@@ -212,6 +266,50 @@ class ShieldedTransport(httpx2.AsyncBaseTransport):
             return _synthetic(request, trace, "too_large")
         assert isinstance(response.stream, httpx2.AsyncByteStream)
         response.stream = _ShieldedStream(response.stream, trace, limit, per_event=event_stream)
+        return response
+
+    async def _note_session_refusal(
+        self, request: httpx2.Request, response: httpx2.Response, trace: WireTrace | None
+    ) -> httpx2.Response:
+        """Read a (small) 400/404 body to tell a lost session from any other refusal.
+
+        The body is handed on unchanged, so the SDK still reads the server's own error.
+        """
+        body = b""
+        if response.status_code == 400:
+            assert isinstance(response.stream, httpx2.AsyncByteStream)
+            raw = b""
+            try:
+                async for chunk in response.stream:
+                    raw += chunk
+                    if len(raw) > _PEEK_BYTES:
+                        break
+            except httpx2.TransportError as exc:
+                return _synthetic(request, trace, classify(exc))
+            finally:
+                await response.aclose()
+            headers = [(k, v) for k, v in response.headers.multi_items() if k.lower() != "content-length"]
+            try:  # built from bytes, the response reads (and decodes) its body at once
+                response = httpx2.Response(
+                    400,
+                    headers=headers,
+                    content=raw[:_PEEK_BYTES],
+                    request=request,
+                    extensions=response.extensions,
+                )
+            except httpx2.DecodingError:
+                return _synthetic(request, trace, "protocol")
+            body = response.content
+        if not session_refusal(response.status_code, body):
+            return response
+        self._lost_sessions.append(request.headers[SESSION_HEADER])
+        if trace is not None:
+            trace.session_lost = True
+            _LOGGER.info(
+                "%s answered HTTP %d to a request on a session it no longer knows",
+                request.url.copy_with(query=None),
+                response.status_code,
+            )
         return response
 
     async def aclose(self) -> None:
