@@ -403,7 +403,7 @@ AZURITE_BLOB = REPO_ROOT / ".devstack" / "node" / "node_modules" / ".bin" / "azu
 AZURITE_FLAGS = ("--silent", "--skipApiVersionCheck", "--loose", "--disableTelemetry")
 """How every devstack Azurite runs. `--disableTelemetry` matters beyond privacy: Azurite's telemetry
 client sends a stop event to Microsoft's ingestion endpoint on SIGTERM and keeps node alive until
-that send gives up (about 20 s without a route out), long after "successfully closed"."""
+that send ends (20 s on our build machine), long after Azurite logs "successfully closed"."""
 
 
 def start_azurite(
