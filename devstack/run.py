@@ -129,7 +129,7 @@ def curl_examples(plan: DevstackPlan) -> list[str]:
         '{"participants":["alice@example.com","bob@example.com"],'
         f'"start_time":"{tomorrow.strftime("%Y-%m-%dT%H:%M:%SZ")}","topic":"Quarterly review"}}'
     )
-    id_from_answer = "import json,sys; print(json.load(sys.stdin)['structuredContent']['conversation_id'])"
+    id_from_answer = 'import json,sys; print(json.load(sys.stdin)["structuredContent"]["conversation_id"])'
     return [
         "# list the tools the Scheduler offers",
         f'curl -s "{base}/tools?code={code}"',
