@@ -53,7 +53,7 @@ def scheduler_control_routes(*, region: str, counters: SchedulerCounters, faults
 
     return [
         Route("/ping", ping, methods=["GET"]),
-        # The bridge probes "endpoint + /ping", as the seeds did: /mcp/ping for an /mcp endpoint.
+        # The bridge probes "endpoint + /ping", the ping path appended: /mcp/ping for an /mcp endpoint.
         Route("/mcp/ping", ping, methods=["GET"]),
         Route("/_devstack/counters", read_counters, methods=["GET"]),
         Route("/_devstack/reset", reset, methods=["POST"]),
