@@ -132,15 +132,15 @@ def curl_examples(plan: DevstackPlan) -> list[str]:
     id_from_answer = 'import json,sys; print(json.load(sys.stdin)["structuredContent"]["conversation_id"])'
     return [
         "# list the tools the Scheduler offers",
-        f'curl -s "{base}/tools?code={code}"',
+        f'curl -s -w "\\n" "{base}/tools?code={code}"',
         "# schedule a conversation; its conversation_id is kept in $id",
-        f'id=$(curl -s -X POST "{base}/tools/scheduleConversation?code={code}" '
+        f'id=$(curl -s -w "\\n" -X POST "{base}/tools/scheduleConversation?code={code}" '
         f"-H 'content-type: application/json' -d {shlex.quote(body)} "
         f"| tee /dev/stderr | python3 -c {shlex.quote(id_from_answer)})",
         "# the status of that conversation",
-        f'curl -s "{base}/conversations/$id/status?code={code}"',
+        f'curl -s -w "\\n" "{base}/conversations/$id/status?code={code}"',
         "# health",
-        f'curl -s "{base}/health?code={code}"',
+        f'curl -s -w "\\n" "{base}/health?code={code}"',
     ]
 
 

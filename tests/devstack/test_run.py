@@ -243,8 +243,9 @@ def run_pasted(commands: str, workdir: Path) -> subprocess.CompletedProcess[str]
     if real_curl is None:
         (bin_dir / "curl").write_text(f"#!{sys.executable}\n{CURL_STAND_IN}")
     else:
+        # The last -w wins: this one keeps the printed command's newline and adds the status.
         (bin_dir / "curl").write_text(
-            f"#!/bin/sh\nexec {real_curl} -w '\\n%{{stderr}}HTTP %{{http_code}}\\n' \"$@\"\n"
+            f"#!/bin/sh\nexec {real_curl} \"$@\" -w '\\n%{{stderr}}HTTP %{{http_code}}\\n'\n"
         )
     (bin_dir / "curl").chmod(0o755)
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
@@ -263,6 +264,7 @@ CURL_STAND_IN = textwrap.dedent(
         if arg == "-X": method = args.pop(0)
         elif arg == "-H": name, _, value = args.pop(0).partition(":"); headers[name] = value.strip()
         elif arg == "-d": data = args.pop(0)
+        elif arg == "-w": args.pop(0)
         elif arg == "-s": pass
         else: url = arg
     response = httpx2.request(method, url, headers=headers, content=data, timeout=60)
