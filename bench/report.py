@@ -1,4 +1,4 @@
-"""The printed report: Markdown tables (they paste into the README as they are), then `RESULT`."""
+"""The printed report: Markdown tables (they paste into docs/performance.md as they are), then `RESULT`."""
 
 from __future__ import annotations
 
