@@ -1,10 +1,11 @@
 """host.json `logging.logLevel`, applied to a Python app's records the way the Functions host applies it.
 
 What the real host does (azure-functions-host `GrpcWorkerChannel.Log`, Python worker 4.x): the worker
-sends each record made during an invocation at or above INFO; the host writes it through that
+sends each record at or above INFO; the host writes one made during an invocation through that
 invocation's logger, whose category is `Function.<function name>.User`, and filters it against
-host.json. The Python logger's name plays no part. The rule is .NET's: the entry whose name is the
-longest case-insensitive prefix of the category wins, `default` otherwise (Information when absent).
+host.json (one made outside any invocation is dropped). The Python logger's name plays no part.
+The rule is .NET's: the entry whose name is the longest case-insensitive prefix of the category
+wins, `default` otherwise (Information when absent).
 
 The devstack host does the same with a filter on its log handlers. Differences, on purpose:
 records made outside any invocation (the devstack's own lines, start-up) are kept; the real host
