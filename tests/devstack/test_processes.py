@@ -132,13 +132,16 @@ def test_azurite_stops_when_asked_without_a_warning_and_leaves_no_process(
     caplog.set_level(logging.INFO, logger="devstack.processes")
     azurite = start_azurite(port=free_port(), log_dir=tmp_path, location=tmp_path / "data")
     pid = azurite.pid
-    assert pid is not None
-    # An unsigned account request: Azurite is up and checking signatures (403).
-    assert httpx2.get(f"{azurite.url}/devstoreaccount1?comp=list").status_code == 403
+    try:
+        assert pid is not None
+        # An unsigned account request: Azurite is up and checking signatures (403).
+        assert httpx2.get(f"{azurite.url}/devstoreaccount1?comp=list").status_code == 403
 
-    started = time.monotonic()
-    azurite.stop()
-    stopped_in = time.monotonic() - started
+        started = time.monotonic()
+        azurite.stop()
+        stopped_in = time.monotonic() - started
+    finally:
+        azurite.kill()  # a no-op once stopped; a failing test leaves no node process behind
 
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert warnings == []
