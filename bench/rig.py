@@ -42,9 +42,9 @@ async def build_rig(stack: Stack) -> Rig:
     rig = Rig(stack, stack.fetch_token(), {}, caller)
     await rig.use_era("modern")
     start = (datetime.now(UTC) + timedelta(days=7)).replace(microsecond=0).isoformat()
-    first = {"participants": ["alice@example.com", "bob@example.com"], "start_time": start, "topic": "bench"}
-    status, body = await caller.invoke(first, tool="scheduleConversation")
+    args = {"participants": ["alice@example.com", "bob@example.com"], "start_time": start, "topic": "bench"}
+    status, body = await caller.invoke(args, tool="scheduleConversation")
     if status != 200:
-        raise RuntimeError(f"scheduling the first conversation failed ({status}): {body[:500]!r}")
+        raise RuntimeError(f"scheduling the bench conversation failed ({status}): {body[:500]!r}")
     rig.arguments = {"conversation_id": json.loads(body)["structuredContent"]["conversation_id"]}
     return rig

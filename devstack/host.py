@@ -7,8 +7,10 @@ It does what `func start` does for this project: puts local.settings.json
 imports `function_app` from the app directory, and serves its functions -
 HTTP triggers under host.json's route prefix with the real key rules, timer
 triggers on their NCRONTAB schedules - all on one event loop, as the Python
-worker runs them. Keys come from DEVSTACK_FUNCTION_KEY / DEVSTACK_MASTER_KEY
-(random ones are generated and printed when absent).
+worker runs them - and filters the app's log records by host.json's levels
+for `Function.<name>.User`, as the host does (`devstack.host_logging`). Keys
+come from DEVSTACK_FUNCTION_KEY / DEVSTACK_MASTER_KEY (random ones are
+generated and printed when absent).
 
 Besides the functions it answers `GET /admin/host/ping` (anonymous, used for
 readiness), `GET /admin/host/status` and `GET /admin/functions` (master key).
@@ -36,6 +38,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from devstack import host_logging
 from devstack.host_functions import HttpFunction, TimerFunction, index_function_app
 from devstack.host_http import (
     HostKeys,
@@ -154,12 +157,15 @@ async def _invoke_http(function: HttpFunction, request: Request, route_values: d
         invocation_id,
     )
     started = time.monotonic()
+    current = host_logging.CURRENT_FUNCTION.set(function.name)
     try:
         result = await function.invoke(await to_function_request(request, route_values))
         response = from_function_response(result, method=request.method)
     except Exception:
         _LOGGER.exception("Executed 'Functions.%s' (Failed, Id=%s)", function.name, invocation_id)
         return Response(status_code=500)
+    finally:
+        host_logging.CURRENT_FUNCTION.reset(current)
     _LOGGER.info(
         "Executed 'Functions.%s' (Succeeded, Id=%s, Status=%d, Duration=%.0fms)",
         function.name,
@@ -173,7 +179,11 @@ async def _invoke_http(function: HttpFunction, request: Request, route_values: d
 def _timer_invoker(function: TimerFunction) -> Callable[[TimerRequest], Awaitable[None]]:
     async def invoke(request: TimerRequest) -> None:
         started = time.monotonic()
-        await function.invoke(request)
+        current = host_logging.CURRENT_FUNCTION.set(function.name)
+        try:
+            await function.invoke(request)
+        finally:
+            host_logging.CURRENT_FUNCTION.reset(current)
         _LOGGER.info(
             "Executed 'Functions.%s' (Succeeded, Duration=%.0fms)",
             function.name,
@@ -254,6 +264,8 @@ def main(argv: list[str] | None = None) -> None:
         _LOGGER.info("loaded %d settings from %s", len(applied), settings_path)
     else:
         _LOGGER.warning("no %s; using the environment only", settings_path)
+    os.environ.setdefault("FUNCTIONS_WORKER_RUNTIME", "python")  # the host always sets it for the worker
+    host_logging.install(app_dir)
     keys, generated = host_keys_from_environment()
     for setting in generated:
         print(f"{setting} was not set; generated {os.environ[setting]}", flush=True)

@@ -2,5 +2,5 @@
 
 Rooms, each allowed to import only the rooms after it (tests/test_architecture.py enforces it):
 functions → runtime (the composition root) → calls → failover → upstream → azure_services →
-cross-cutting (problems, models, redaction, telemetry) → config.
+cross-cutting (problems, models, redaction, telemetry, host_logging) → config.
 """

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 import azure.functions as func
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
-_TYPE_BASE = "urn:problem:scheduler-bridge:"  # documented in the README, one per slug
+_TYPE_BASE = "urn:problem:scheduler-bridge:"  # documented in docs/http-api.md, one per slug
 
 
 class Problem(Exception):

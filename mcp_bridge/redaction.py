@@ -15,7 +15,8 @@ messages at DEBUG. One `RedactingFilter` rewrites any record that contains
 It is installed as a log record factory, not on a logger or a handler: a logger's filter misses
 records its children propagate, and a handler's misses handlers added later (the Functions worker's,
 pytest's). A factory sees every record when it is made, before any handler formats it. `install()`
-runs on first use (the first request or timer), never at import.
+runs on first use (the first request or timer), never at import; it also applies host.json's levels
+for Python loggers (`host_logging`), which the Functions host does not.
 
 Values that come from outside (tool names, paths, anything a Scheduler sends) go through
 `printable()` where they are logged, so a CR/LF in them cannot forge a log line.
@@ -28,6 +29,8 @@ import re
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
+
+from .host_logging import apply_host_json_levels
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -128,6 +131,7 @@ def install(*, header_names: Iterable[str] = (), secrets: Iterable[str | None] =
     with _install_lock:
         if _installed:
             return
+        apply_host_json_levels()  # before the first SDK request, so no header dump is ever formatted
         previous: Callable[..., logging.LogRecord] = logging.getLogRecordFactory()
 
         def make_record(*args: Any, **kwargs: Any) -> logging.LogRecord:

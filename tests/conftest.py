@@ -20,6 +20,7 @@ import httpx2
 import pytest
 
 from devstack.processes import (
+    AZURITE_FLAGS,
     IdentityProcess,
     KeyVaultProcess,
     SchedulerProcess,
@@ -267,7 +268,7 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
     log = (workdir / "azurite.log").open("wb")
     process = subprocess.Popen(
         [str(AZURITE_BIN), "--blobHost", "127.0.0.1", "--blobPort", str(port),
-         "--silent", "--skipApiVersionCheck", "--loose", "--inMemoryPersistence"],
+         *AZURITE_FLAGS, "--inMemoryPersistence"],
         stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:

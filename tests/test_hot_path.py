@@ -1,4 +1,4 @@
-"""What keeps per-call work off the hot path (measured by `make bench`; see README "Performance")."""
+"""What keeps per-call work off the hot path (measured by `make bench`; see docs/performance.md)."""
 
 from __future__ import annotations
 

@@ -13,26 +13,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from devstack.processes import ManagedProcess, free_port
 from mcp_bridge.runtime import get_bridge
+from tests.peers.process import start_interactive_peer
 
 
 @pytest.fixture(scope="module", params=["legacy", "modern"])
 def interactive_peer(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[tuple[str, str]]:
     era = request.param
-    port = free_port()
-    process = ManagedProcess(
-        name=f"interactive-{era}",
-        module="tests.peers.interactive",
-        args=["--port", str(port), "--era", era],
-        port=port,
-        log_path=tmp_path_factory.mktemp("peer") / f"interactive-{era}.log",
-        ready_path="/mcp",
-        ready_statuses=(200, 400, 405, 406),
-    )
-    process.start()
+    process = start_interactive_peer(tmp_path_factory.mktemp("peer"), era=era)
     try:
-        process.wait_ready()
         yield era, f"{process.url}/mcp"
     finally:
         process.stop()
@@ -64,6 +53,7 @@ async def test_a_server_that_waits_after_the_refusal_does_not_hold_the_caller(
 ):
     _, url = interactive_peer
     await configure(endpoints=[url], auth="none", scheduler_ping_path="")
+    assert (await functions.call_tool("echo", {"message": "warm"})).status == 200
     started = time.perf_counter()
     reply = await functions.call_tool("stubborn", {})
     assert reply.status == 422, reply.body

@@ -18,16 +18,19 @@ from typing import Any
 import mcp_types as types
 from mcp.server.mcpserver import Context, MCPServer
 from pydantic import BaseModel
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
 
 from devstack.scheduler_era import LegacyEraMiddleware
 from devstack.serving import configure_logging, serve
+from tests.peers.quirks import QUIRKS, QuirksMiddleware
 
 
 class Name(BaseModel):
     name: str
 
 
-def build(era: str):
+def build(era: str, *, quirks: set[str] | None = None, stateless: bool = False, json_response: bool = False):
     server = MCPServer(name="interactive-peer", version="1.0.0")
 
     @server.tool(annotations={"readOnlyHint": True})
@@ -65,9 +68,17 @@ def build(era: str):
             await ctx.info(f"step {step + 1} of {steps}")
         return "done"
 
-    app = server.streamable_http_app(streamable_http_path="/mcp")
+    @server.custom_route("/healthz", methods=["GET"])
+    async def healthz(_request: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    app = server.streamable_http_app(
+        streamable_http_path="/mcp", stateless_http=stateless, json_response=json_response
+    )
     if era == "legacy":
         app.add_middleware(LegacyEraMiddleware, mcp_path="/mcp")
+    if quirks:
+        app.add_middleware(QuirksMiddleware, quirks=quirks)
     return app
 
 
@@ -75,9 +86,16 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--era", choices=["modern", "legacy"], default="modern")
+    parser.add_argument("--quirks", default="", help="comma-separated: " + ", ".join(QUIRKS))
+    parser.add_argument("--stateless", action="store_true", help="handshake era without session ids")
+    parser.add_argument("--json-response", action="store_true", help="JSON answers instead of SSE")
     args = parser.parse_args()
     configure_logging()
-    serve(build(args.era), port=args.port)
+    quirks = {q for q in args.quirks.split(",") if q}
+    serve(
+        build(args.era, quirks=quirks, stateless=args.stateless, json_response=args.json_response),
+        port=args.port,
+    )
 
 
 if __name__ == "__main__":
