@@ -21,6 +21,7 @@ import mcp_types as types
 from mcp import Client, MCPError
 
 from . import retry, telemetry
+from .callers import audit
 from .catalog import CatalogTool, ToolCatalog
 from .health import HealthBoard
 from .probe import probe_interval_seconds
@@ -184,6 +185,7 @@ class SchedulerBridge:
         started = time.perf_counter()
         outcome, status = "error", 500
         with telemetry.tool_call(name) as call:
+            call.set(audit.ENDUSER_ID, audit.current_caller_id())  # who asked; None for key callers
             try:
                 result = await self._run(op)
                 outcome, status = ("tool_error", ToolFailed.status) if result.result.is_error else ("ok", 200)
@@ -207,6 +209,12 @@ class SchedulerBridge:
                     attempts=attempts,
                     endpoint=None if session is None else session.url,
                     protocol_version=None if session is None else session.protocol_version,
+                )
+                audit.report(
+                    outcome=outcome,
+                    status=status,
+                    attempts=attempts,
+                    endpoint=None if session is None else session.url,
                 )
         if result.result.is_error:
             raise ToolFailed(
