@@ -26,6 +26,7 @@ from pathlib import Path
 from types import FrameType
 from urllib.parse import urlsplit
 
+from devstack.easyauth import DEFAULT_AUDIENCE, EasyAuth
 from devstack.local_settings import ensure_local_settings, read_local_settings
 from devstack.processes import (
     REPO_ROOT,
@@ -67,6 +68,8 @@ class DevstackPlan:
     azurite_port: int | None = None
     """Set when AzureWebJobsStorage is `UseDevelopmentStorage=true`: Azurite's blob port."""
     with_host: bool = True
+    easyauth_audience: str | None = None
+    """Set when the host plays App Service Authentication (`DEVSTACK_EASYAUTH`): the app's audience."""
 
 
 def plan_from_settings(values: dict[str, str], *, host_port: int) -> DevstackPlan:
@@ -92,7 +95,16 @@ def plan_from_settings(values: dict[str, str], *, host_port: int) -> DevstackPla
         function_key=os.environ.get("DEVSTACK_FUNCTION_KEY") or values.get("DEVSTACK_FUNCTION_KEY") or "",
         master_key=os.environ.get("DEVSTACK_MASTER_KEY") or values.get("DEVSTACK_MASTER_KEY") or "",
         azurite_port=AZURITE_BLOB_PORT if _uses_development_storage(values) else None,
+        easyauth_audience=_easyauth_audience(values),
     )
+
+
+def _easyauth_audience(values: dict[str, str]) -> str | None:
+    try:
+        easyauth = EasyAuth.from_environment({**values, **{k: v for k, v in os.environ.items() if v}})
+    except ValueError as exc:
+        raise DevstackConfigError(str(exc)) from None
+    return None if easyauth is None else easyauth.audience
 
 
 AZURITE_BLOB_PORT = 10000
@@ -199,6 +211,28 @@ def curl_examples(plan: DevstackPlan) -> list[str]:
         f'curl -s "{base}/conversations/<conversation_id>/status?code={key}"',
         "# health",
         f'curl -s "{base}/health?code={key}"',
+        *_caller_examples(plan, base, body),
+    ]
+
+
+def _caller_examples(plan: DevstackPlan, base: str, body: str) -> list[str]:
+    """Calls as other services' identities, with a token from the devstack identity endpoint."""
+    if plan.easyauth_audience is None:
+        return []
+    issuer = f"http://127.0.0.1:{plan.identity_port}/_devstack/caller-token"
+    resource = "" if plan.easyauth_audience == DEFAULT_AUDIENCE else f"&resource={plan.easyauth_audience}"
+
+    def bearer(name: str, role: str) -> str:
+        return f"-H \"Authorization: Bearer $(curl -s '{issuer}?name={name}&roles={role}{resource}')\""
+
+    json_body = "-H 'content-type: application/json'"
+    return [
+        "# as a reader identity (app role Scheduler.Read): listing works, scheduling answers 403",
+        f'curl -s -X POST "{base}/tools/listConversations?code={plan.function_key}" '
+        f"{bearer('status-dashboard', 'Scheduler.Read')} {json_body} -d '{{}}'",
+        "# as a writer identity (app role Scheduler.Write): every tool",
+        f'curl -s -X POST "{base}/tools/scheduleConversation?code={plan.function_key}" '
+        f"{bearer('booking-service', 'Scheduler.Write')} {json_body} -d {shlex.quote(body)}",
     ]
 
 
