@@ -193,7 +193,7 @@ _HEADER_VALUES = st.one_of(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(headers=st.dictionaries(_HEADER_NAMES, _HEADER_VALUES, max_size=4), trusted=st.booleans())
 def test_any_principal_headers_give_a_caller_or_invalid_principal_and_nothing_else(headers, trusted):
     try:

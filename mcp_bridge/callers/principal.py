@@ -100,8 +100,7 @@ def read_caller(headers: Mapping[str, str], *, trusted: bool, key_roles: frozens
 
     Raises `InvalidPrincipal` (401) when the platform vouches for a principal that cannot be read."""
     global _warned_untrusted
-    blob = headers.get(PRINCIPAL_HEADER)
-    if blob is None and not any(headers.get(name) is not None for name in PRINCIPAL_HEADERS[1:]):
+    if not any(name in headers for name in PRINCIPAL_HEADERS):  # `in`: a miss raises no KeyError
         return Caller("key", key_roles)
     if not trusted:
         if not _warned_untrusted:
@@ -112,6 +111,7 @@ def read_caller(headers: Mapping[str, str], *, trusted: bool, key_roles: frozens
                 "and the request is a key caller. Shown once per instance."
             )
         return Caller("key", key_roles)
+    blob = headers.get(PRINCIPAL_HEADER)
     if blob is None:
         raise InvalidPrincipal("X-MS-CLIENT-PRINCIPAL is missing while other principal headers are set")
     principal = _decode(blob)
