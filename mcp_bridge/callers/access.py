@@ -12,13 +12,22 @@ checked on the call path; roles say which of those tools a caller may use.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from ..problems import CallerNotAllowed
 from .principal import Caller, read_caller
+from .roles import ToolRoles
 
-if TYPE_CHECKING:  # settings imports this room's `roles`; the settings object is only passed in
-    from ..settings import BridgeSettings
+
+class BridgeSettings(Protocol):
+    """What this module reads of `settings.BridgeSettings` (which imports this room, not back)."""
+
+    @property
+    def website_auth_enabled(self) -> bool: ...
+    @property
+    def key_caller_roles(self) -> frozenset[str]: ...
+    @property
+    def tool_roles(self) -> ToolRoles | None: ...
 
 
 def caller_of(headers: Mapping[str, str], settings: BridgeSettings) -> Caller:

@@ -96,8 +96,8 @@ def tool_call(tool: str, *, idempotency_key: str | None = None) -> Iterator[Audi
     except Problem as problem:
         _conclude(record, problem.slug, problem.status)
         raise
-    except Exception as exc:
-        _conclude(record, "misconfigured" if _is_settings_error(exc) else "error", 500)
+    except Exception:
+        _conclude(record, "error", 500)
         raise
     except BaseException:  # cancelled: the caller went away or the host is stopping
         _conclude(record, "cancelled", 499)
@@ -150,9 +150,3 @@ def _conclude(record: AuditRecord, outcome: str, status: int) -> None:
     # response then failed is not what the caller received).
     if record.outcome is None or record.outcome == "ok":
         record.outcome, record.status = outcome, status
-
-
-def _is_settings_error(exc: Exception) -> bool:
-    from ..settings import SettingsError  # settings imports this room; resolved at call time
-
-    return isinstance(exc, SettingsError)
