@@ -17,8 +17,10 @@ from hypothesis import strategies as st
 
 from devstack.easyauth import ROLE_CLAIM_TYPE, principal_headers
 from mcp_bridge.callers import principal as principals
+from mcp_bridge.callers.access import caller_of
 from mcp_bridge.callers.principal import MAX_PRINCIPAL_CHARS, read_caller
 from mcp_bridge.problems import InvalidPrincipal
+from mcp_bridge.settings import parse_settings
 
 from .conftest import schedule_arguments, tool_calls
 from .test_caller_roles import ROLES, WRITER
@@ -54,13 +56,23 @@ async def test_a_spoofed_principal_is_ignored_while_authentication_is_off(
 
 @pytest.mark.parametrize(
     ("value", "trusted"),
-    [("True", True), ("true", True), (" TRUE ", True), ("1", False), ("yes", False), ("", False)],
+    [
+        ("True", True),
+        ("true", True),
+        (" TRUE ", True),
+        ("1", False),
+        ("yes", False),
+        ("", False),
+        (None, False),
+    ],
 )
-async def test_only_website_auth_enabled_true_makes_the_headers_count(configure, functions, value, trusted):
-    await configure(scheduler_tool_roles=ROLES, website_auth_enabled=value)
-    reply = await functions.call_tool("listConversations", {}, headers=WRITER)
+def test_only_website_auth_enabled_true_makes_the_headers_count(value, trusted):
+    environ = {"SCHEDULER_ENDPOINTS": "https://scheduler.example.com/mcp", "SCHEDULER_AUTH": "none"}
+    settings = parse_settings(environ if value is None else {**environ, "WEBSITE_AUTH_ENABLED": value})
+    caller = caller_of(WRITER, settings)
 
-    assert reply.status == (200 if trusted else 403)
+    assert settings.website_auth_enabled is trusted
+    assert caller.kind == ("principal" if trusted else "key")
 
 
 BAD_PRINCIPALS = {

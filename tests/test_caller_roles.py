@@ -195,25 +195,29 @@ async def test_the_allowlist_still_comes_first_for_callers_with_a_role(with_role
     assert reply.json["type"].endswith(":tool-not-allowed")
 
 
-@pytest.mark.parametrize(
-    ("settings", "named"),
-    [
-        ({"scheduler_tool_roles": "listConversations"}, "SCHEDULER_TOOL_ROLES"),
-        ({"scheduler_tool_roles": "list Conversations:Scheduler.Read"}, "SCHEDULER_TOOL_ROLES"),
-        ({"scheduler_tool_roles": "listConversations:Scheduler Read"}, "SCHEDULER_TOOL_ROLES"),
-        ({"scheduler_tool_roles": ",, ,"}, "SCHEDULER_TOOL_ROLES"),
-        ({"scheduler_key_caller_roles": "Scheduler.Read"}, "SCHEDULER_KEY_CALLER_ROLES"),
-        ({"scheduler_tool_roles": ROLES, "scheduler_key_caller_roles": "a b"}, "SCHEDULER_KEY_CALLER_ROLES"),
-    ],
-    ids=["no-colon", "space-in-tool", "space-in-role", "only-commas", "key-roles-alone", "bad-key-role"],
-)
-async def test_an_invalid_role_setting_is_500_misconfigured_naming_it(
-    configure, functions, stack, settings, named
-):
-    await configure(**settings)
-    reply = await functions.call_tool("listConversations", {})
+INVALID_SETTINGS = {
+    "no-colon": ({"scheduler_tool_roles": "listConversations"}, "SCHEDULER_TOOL_ROLES"),
+    "space-in-tool": ({"scheduler_tool_roles": "list Conversations:Scheduler.Read"}, "SCHEDULER_TOOL_ROLES"),
+    "space-in-role": ({"scheduler_tool_roles": "listConversations:Scheduler Read"}, "SCHEDULER_TOOL_ROLES"),
+    "only-commas": ({"scheduler_tool_roles": ",, ,"}, "SCHEDULER_TOOL_ROLES"),
+    "key-roles-alone": ({"scheduler_key_caller_roles": "Scheduler.Read"}, "SCHEDULER_KEY_CALLER_ROLES"),
+    "bad-key-role": (
+        {"scheduler_tool_roles": ROLES, "scheduler_key_caller_roles": "a b"},
+        "SCHEDULER_KEY_CALLER_ROLES",
+    ),
+}
 
-    assert reply.status == 500
-    assert reply.json["type"].endswith(":misconfigured")
-    assert [entry["name"] for entry in reply.json["settings"]] == [named]
+
+async def test_an_invalid_role_setting_is_500_misconfigured_naming_it(configure, functions, stack):
+    answers = {}
+    for case, (settings, _) in INVALID_SETTINGS.items():
+        await configure(**settings)
+        reply = await functions.call_tool("listConversations", {})
+        answers[case] = (
+            reply.status,
+            reply.json["type"].rsplit(":", 1)[-1],
+            [e["name"] for e in reply.json["settings"]],
+        )
+
+    assert answers == {case: (500, "misconfigured", [named]) for case, (_, named) in INVALID_SETTINGS.items()}
     assert scheduler_calls(stack, "listConversations") == 0
