@@ -25,6 +25,7 @@ from pathlib import Path
 from types import FrameType
 from urllib.parse import quote
 
+from devstack.easyauth import DEFAULT_AUDIENCE
 from devstack.local_settings import LocalSettingsError, ensure_local_settings, read_local_settings
 from devstack.processes import (
     REPO_ROOT,
@@ -141,6 +142,28 @@ def curl_examples(plan: DevstackPlan) -> list[str]:
         f'curl -s -w "\\n" "{base}/conversations/$id/status?code={code}"',
         "# health",
         f'curl -s -w "\\n" "{base}/health?code={code}"',
+        *_caller_examples(plan, base, body),
+    ]
+
+
+def _caller_examples(plan: DevstackPlan, base: str, body: str) -> list[str]:
+    """Calls as other services' identities, with a token from the devstack identity endpoint."""
+    if plan.easyauth_audience is None:
+        return []
+    issuer = f"http://127.0.0.1:{plan.identity_port}/_devstack/caller-token"
+    resource = "" if plan.easyauth_audience == DEFAULT_AUDIENCE else f"&resource={plan.easyauth_audience}"
+
+    def bearer(name: str, role: str) -> str:
+        return f"-H \"Authorization: Bearer $(curl -s '{issuer}?name={name}&roles={role}{resource}')\""
+
+    json_body = "-H 'content-type: application/json'"
+    return [
+        "# as a reader identity (app role Scheduler.Read): listing works, scheduling answers 403",
+        f'curl -s -X POST "{base}/tools/listConversations?code={plan.function_key}" '
+        f"{bearer('status-dashboard', 'Scheduler.Read')} {json_body} -d '{{}}'",
+        "# as a writer identity (app role Scheduler.Write): every tool",
+        f'curl -s -X POST "{base}/tools/scheduleConversation?code={plan.function_key}" '
+        f"{bearer('booking-service', 'Scheduler.Write')} {json_body} -d {shlex.quote(body)}",
     ]
 
 

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from devstack.easyauth import EasyAuth
+
 DEFAULT_AUDIENCE = "api://scheduler-devstack"
 AZURITE_BLOB_PORT = 10000
 SCHEDULER_PATH = "/mcp"
@@ -50,6 +52,17 @@ class DevstackPlan:
     azurite_port: int | None = None
     """Set when AzureWebJobsStorage is `UseDevelopmentStorage=true`: Azurite's blob port."""
     with_host: bool = True
+    easyauth_audience: str | None = None
+    """Set when the host plays App Service Authentication (`DEVSTACK_EASYAUTH`): the app's audience."""
+
+
+def _easyauth_audience(values: Mapping[str, str], problems: list[str]) -> str | None:
+    try:
+        easyauth = EasyAuth.from_environment({**values, **{k: v for k, v in os.environ.items() if v}})
+    except ValueError as exc:
+        problems.append(str(exc))
+        return None
+    return None if easyauth is None else easyauth.audience
 
 
 def plan_from_settings(values: Mapping[str, str], *, host_port: int) -> DevstackPlan:
@@ -89,6 +102,7 @@ def plan_from_settings(values: Mapping[str, str], *, host_port: int) -> Devstack
     identity_port = _identity_port(required("IDENTITY_ENDPOINT"), problems)
     signing_key = required("DEVSTACK_SIGNING_KEY")
     identity_header = required("IDENTITY_HEADER")
+    easyauth_audience = _easyauth_audience(values, problems)
     if problems:
         raise DevstackConfigError(problems)
     return DevstackPlan(
@@ -103,6 +117,7 @@ def plan_from_settings(values: Mapping[str, str], *, host_port: int) -> Devstack
         function_key=value("DEVSTACK_FUNCTION_KEY"),
         master_key=value("DEVSTACK_MASTER_KEY"),
         azurite_port=AZURITE_BLOB_PORT if _uses_development_storage(value("AzureWebJobsStorage")) else None,
+        easyauth_audience=easyauth_audience,
     )
 
 

@@ -65,6 +65,25 @@ class InvalidArguments(BadRequest):
     title = "Arguments do not match the tool's input schema"
 
 
+class InvalidPrincipal(Problem):
+    """App Service Authentication vouched for a caller whose principal cannot be read."""
+
+    status = 401
+    slug = "invalid-principal"
+    title = "The caller's principal could not be read"
+
+    def __init__(self, detail: str, **extensions: Any) -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": "Bearer"}, **extensions)
+
+
+class CallerNotAllowed(Problem):
+    """The caller holds no role that may call the tool (`SCHEDULER_TOOL_ROLES`)."""
+
+    status = 403
+    slug = "caller-not-allowed"
+    title = "Caller not allowed"
+
+
 class ToolNotAllowed(Problem):
     status = 403
     slug = "tool-not-allowed"

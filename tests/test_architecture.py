@@ -21,6 +21,7 @@ ROOMS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("functions", ("mcp_bridge.functions",)),
     ("runtime", ("mcp_bridge.runtime",)),
     ("calls", ("mcp_bridge.calls",)),
+    ("callers", ("mcp_bridge.callers",)),
     ("failover", ("mcp_bridge.failover",)),
     ("upstream", ("mcp_bridge.upstream",)),
     ("azure_services", ("mcp_bridge.azure_services",)),

@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mcp_bridge import redaction
 from mcp_bridge.runtime import get_bridge
@@ -115,3 +117,25 @@ def test_redaction_is_installed_at_first_use_not_at_import():
         [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60, check=True
     )
     assert result.stdout.split() == ["True", "False"]
+
+
+_WORDS = st.sampled_from(
+    ["Authorization", "AUTHORIZATION", "authorıZation", "x-api-key", "X-Functionſ-Key", "x-identity-header",
+     "Bearer", "BEARER", "code", "sig", "AccountKey", "eyJ", JWT, "token", "ķ", "İ"]
+)  # fmt: skip
+_GLUE = st.sampled_from([": ", "=", " ", "'", '"', ",", "-", "abc.def", "s3cr3t-value", ""])
+_TEXT = st.lists(st.tuples(_WORDS, _GLUE, _GLUE | st.text(max_size=6)), max_size=5).map(
+    lambda parts: "".join(word + glue + tail for word, glue, tail in parts)
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_TEXT)
+def test_skipping_a_pattern_whose_word_is_absent_never_changes_what_is_redacted(text):
+    """The fast path (no header name, "bearer", "=" or "eyJ": no regex scan) equals every pattern run."""
+    every_pattern = redaction.FILTER._headers.sub(lambda m: m.group(1) + redaction.REDACTED, text)
+    every_pattern = redaction._BEARER.sub(lambda m: m.group(1) + " " + redaction.REDACTED, every_pattern)
+    every_pattern = redaction._PARAMETER.sub(lambda m: m.group(1) + redaction.REDACTED, every_pattern)
+    every_pattern = redaction._JWT.sub(redaction.REDACTED, every_pattern)
+
+    assert redaction.FILTER.redact(text) == every_pattern

@@ -21,6 +21,7 @@ import mcp_types as types
 from mcp import Client, MCPError
 
 from .. import telemetry
+from ..callers import audit
 from ..config.settings import BridgeSettings
 from ..failover import retry
 from ..failover.health import HealthBoard
@@ -193,6 +194,7 @@ class SchedulerBridge:
         started = time.perf_counter()
         outcome, status = "error", 500
         with telemetry.tool_call(name) as call:
+            call.set(audit.ENDUSER_ID, audit.current_caller_id())  # who asked; None for key callers
             try:
                 result = await self._run(op)
                 outcome, status = ("tool_error", ToolFailed.status) if result.result.is_error else ("ok", 200)
@@ -216,6 +218,12 @@ class SchedulerBridge:
                     attempts=attempts,
                     endpoint=None if session is None else session.url,
                     protocol_version=None if session is None else session.protocol_version,
+                )
+                audit.report(
+                    outcome=outcome,
+                    status=status,
+                    attempts=attempts,
+                    endpoint=None if session is None else session.url,
                 )
         if result.result.is_error:
             raise ToolFailed(

@@ -29,6 +29,7 @@ from . import endpoint_policy
 from .keyvault_reference import KeyVaultReference, substitute_references
 from .keyvault_settings import KeyVaultSettings, VaultAccess
 from .mcp_client_config import ConfigFileLayer, McpClientConfigError, layer_mcp_client_config
+from .tool_roles import ToolRoles, parse_role_list, parse_tool_roles
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -57,6 +58,10 @@ class EnvVar:
     MAX_REQUEST_BYTES = "MAX_REQUEST_BYTES"
     ALLOW_PRIVATE_ENDPOINTS = "SCHEDULER_ALLOW_PRIVATE_ENDPOINTS"
     MAX_UPSTREAM_RESPONSE_BYTES = "MAX_UPSTREAM_RESPONSE_BYTES"
+    # Callers and their roles (mcp_bridge.callers); App Service sets WEBSITE_AUTH_ENABLED itself
+    TOOL_ROLES = "SCHEDULER_TOOL_ROLES"
+    KEY_CALLER_ROLES = "SCHEDULER_KEY_CALLER_ROLES"
+    WEBSITE_AUTH_ENABLED = "WEBSITE_AUTH_ENABLED"
     AZURE_CLIENT_ID = "AZURE_CLIENT_ID"
     # Key Vault, the Azure-services switch and the MCP client configuration file
     # (keyvault_settings, mcp_client_config)
@@ -105,6 +110,9 @@ class BridgeSettings(BaseSettings, KeyVaultSettings):
     max_upstream_response_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
     tools_cache_ttl_seconds: float = Field(default=300.0, gt=0)
     scheduler_idle_connection_seconds: float = Field(default=4.0, ge=0, le=300)
+    scheduler_tool_roles: Annotated[tuple[tuple[str, str], ...] | None, NoDecode] = None
+    scheduler_key_caller_roles: Annotated[frozenset[str] | None, NoDecode] = None
+    website_auth_enabled: Annotated[bool, NoDecode] = False
 
     # Health probes and the shared snapshot
     health_probe_schedule: str = "*/30 * * * * *"
@@ -177,6 +185,28 @@ class BridgeSettings(BaseSettings, KeyVaultSettings):
         split = _split_csv(value)
         return frozenset(split) if isinstance(split, list) and split else None
 
+    @field_validator("scheduler_tool_roles", mode="before")
+    @classmethod
+    def _tool_roles_from_pairs(cls, value: object) -> object:
+        if isinstance(value, str):
+            return parse_tool_roles(value) if value.strip() else None
+        return value
+
+    @field_validator("scheduler_key_caller_roles", mode="before")
+    @classmethod
+    def _key_roles_from_csv(cls, value: object) -> object:
+        if isinstance(value, str):
+            return parse_role_list(value) if value.strip() else None
+        return value
+
+    @field_validator("website_auth_enabled", mode="before")
+    @classmethod
+    def _platform_true(cls, value: object) -> object:
+        # App Service writes exactly "True"; anything else (unset, "1", "yes") is not its word.
+        if isinstance(value, str):
+            return value.strip().lower() == "true"
+        return value
+
     @field_validator("scheduler_token_scope")
     @classmethod
     def _scope_is_not_arm(cls, value: str | None) -> str | None:
@@ -209,11 +239,24 @@ class BridgeSettings(BaseSettings, KeyVaultSettings):
                 raise _setting_missing(EnvVar.CLIENT_ID, why)
             if self.scheduler_api_key is None or not self.scheduler_api_key.get_secret_value():
                 raise _setting_missing(EnvVar.API_KEY, why)
+        if self.scheduler_key_caller_roles is not None and self.scheduler_tool_roles is None:
+            # Left alone it would read as "key callers are limited", while every caller may call all.
+            why = f"has no effect unless {EnvVar.TOOL_ROLES} is set; set both or neither"
+            raise _setting_missing(EnvVar.KEY_CALLER_ROLES, why)
         return self
 
     @cached_property
     def primary_endpoint(self) -> str:
         return self.scheduler_endpoints[0]
+
+    @cached_property
+    def tool_roles(self) -> ToolRoles | None:
+        """`SCHEDULER_TOOL_ROLES` as a policy; None: every caller may call every allowed tool."""
+        return None if self.scheduler_tool_roles is None else ToolRoles.from_pairs(self.scheduler_tool_roles)
+
+    @property
+    def key_caller_roles(self) -> frozenset[str]:
+        return self.scheduler_key_caller_roles or frozenset()
 
     @property
     def storage_connection_string(self) -> str | None:

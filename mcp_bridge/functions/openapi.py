@@ -23,7 +23,7 @@ _REF = "#/components/schemas/{model}"
 # What each status means on this API (the slugs are in the README's error table).
 _PROBLEM_TEXT = {
     400: "bad-request or invalid-arguments: the Scheduler was not called",
-    403: "tool-not-allowed",
+    403: "tool-not-allowed, or caller-not-allowed: the caller holds no role for the tool",
     404: "tool-not-found",
     413: "payload-too-large",
     422: "tool-error: the tool ran and reported an error",
@@ -84,7 +84,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "get",
         "Status of one conversation",
         models.ConversationStatus,
-        (400, 422, *_UPSTREAM),
+        (400, 403, 422, *_UPSTREAM),
         parameters=(
             {"name": "conversation_id", "in": "path", "required": True, "schema": _CONVERSATION_ID_SCHEMA},
         ),
@@ -95,7 +95,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "get",
         "Status of one conversation (the original integration guide's query-string form)",
         models.ConversationStatus,
-        (400, 422, *_UPSTREAM),
+        (400, 403, 422, *_UPSTREAM),
         parameters=(
             {"name": "conversation_id", "in": "query", "required": True, "schema": _CONVERSATION_ID_SCHEMA},
         ),
@@ -125,8 +125,11 @@ _SECURITY_SCHEMES = {
 _KEYED = [{"functionKeyHeader": []}, {"functionKeyQuery": []}]
 
 
-def document(*, health_auth: str = "function", server_url: str = "/api") -> dict[str, Any]:
-    """The OpenAPI 3.1 document; `health_auth` is the live `HEALTH_AUTH_LEVEL`."""
+def document(
+    *, health_auth: str = "function", server_url: str = "/api", hidden: frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    """The OpenAPI 3.1 document; `health_auth` is the live `HEALTH_AUTH_LEVEL`, and the operations
+    named in `hidden` (function names) are left out: the caller may not use them."""
     named = [models.ToolCallResult, models.ToolList, models.ConversationStatus, models.HealthView]
     _, schemas = models_json_schema(
         [(model, "serialization") for model in named] + [(models.ProblemDetails, "serialization")],
@@ -134,6 +137,8 @@ def document(*, health_auth: str = "function", server_url: str = "/api") -> dict
     )
     paths: dict[str, dict[str, Any]] = {}
     for operation in OPERATIONS:
+        if operation.function_name in hidden:
+            continue
         auth = health_auth if operation.auth == "health" else operation.auth
         paths.setdefault("/" + operation.route, {})[operation.method] = _operation(operation, auth)
     return {
@@ -171,7 +176,10 @@ def _operation(operation: Operation, auth: str) -> dict[str, Any]:
             },
         )
     if auth != "anonymous":
-        responses["401"] = {"description": "missing or wrong function key (answered by the Functions host)"}
+        responses["401"] = {
+            "description": "missing or wrong function key (answered by the Functions host), or "
+            "invalid-principal: App Service Authentication's principal could not be read"
+        }
     described: dict[str, Any] = {
         "operationId": operation.function_name,
         "summary": operation.summary,

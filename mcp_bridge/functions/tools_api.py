@@ -129,15 +129,20 @@ def check_conversation_id(conversation_id: str) -> str:
 
 async def _call_tool(req: func.HttpRequest) -> func.HttpResponse:
     from .. import models
+    from ..callers import audit
+    from ..callers.access import caller_of, require
     from ..calls.bridge import dump_content
     from ..config.settings import load_settings
     from ..runtime import get_bridge
 
     settings = load_settings()
-    arguments = read_arguments(req, settings.max_request_bytes)
     name = req.route_params.get("tool_name", "")
-    bridge = await get_bridge()
-    outcome = await bridge.call_tool(name, arguments)
+    with audit.tool_call(name, idempotency_key=req.headers.get("idempotency-key")) as record:
+        record.caller = caller = caller_of(req.headers, settings)
+        require(caller, name, settings)  # before the body is even read: a refusal costs nothing
+        arguments = read_arguments(req, settings.max_request_bytes)
+        bridge = await get_bridge()
+        outcome = await bridge.call_tool(name, arguments)
     result = outcome.result
     return _json(
         models.ToolCallResult(
@@ -151,29 +156,40 @@ async def _call_tool(req: func.HttpRequest) -> func.HttpResponse:
 
 async def _list_tools(req: func.HttpRequest) -> func.HttpResponse:
     from .. import models
+    from ..callers.access import caller_of, may_call
+    from ..config.settings import load_settings
     from ..runtime import get_bridge
 
+    settings = load_settings()
+    caller = caller_of(req.headers, settings)
     bridge = await get_bridge()
     endpoint, tools = await bridge.list_tools()
+    visible = [t for t in tools if may_call(caller, t.tool.name, settings)]  # only what it may call
     return _json(
         models.ToolList(
-            endpoint=endpoint, tools=[models.ToolDescription.model_validate(t.describe()) for t in tools]
+            endpoint=endpoint, tools=[models.ToolDescription.model_validate(t.describe()) for t in visible]
         )
     )
 
 
-async def _status_of(conversation_id: str) -> func.HttpResponse:
+async def _status_of(req: func.HttpRequest, conversation_id: str | None) -> func.HttpResponse:
     from .. import models
+    from ..callers import audit
+    from ..callers.access import caller_of, require
     from ..calls.bridge import result_text
     from ..config.settings import load_settings
     from ..runtime import get_bridge
 
     settings = load_settings()
-    check_conversation_id(conversation_id)
-    bridge = await get_bridge()
-    outcome = await bridge.call_tool(
-        settings.scheduler_status_tool, {settings.scheduler_status_argument: conversation_id}
-    )
+    tool = settings.scheduler_status_tool
+    with audit.tool_call(tool) as record:
+        record.caller = caller = caller_of(req.headers, settings)
+        require(caller, tool, settings)
+        if not conversation_id:
+            raise BadRequest(MISSING_ID_MESSAGE)
+        check_conversation_id(conversation_id)
+        bridge = await get_bridge()
+        outcome = await bridge.call_tool(tool, {settings.scheduler_status_argument: conversation_id})
     result = outcome.result
     status = result.structured_content if result.structured_content is not None else result_text(result)
     return _json(
@@ -182,14 +198,11 @@ async def _status_of(conversation_id: str) -> func.HttpResponse:
 
 
 async def _conversation_status(req: func.HttpRequest) -> func.HttpResponse:
-    return await _status_of(req.route_params.get("conversation_id", ""))
+    return await _status_of(req, req.route_params.get("conversation_id", ""))
 
 
 async def _conversation_status_query(req: func.HttpRequest) -> func.HttpResponse:
-    conversation_id = req.params.get("conversation_id")
-    if not conversation_id:
-        raise BadRequest(MISSING_ID_MESSAGE)
-    return await _status_of(conversation_id)
+    return await _status_of(req, req.params.get("conversation_id"))
 
 
 @bp.function_name("call_tool")
