@@ -131,7 +131,7 @@ async def _call_tool(req: func.HttpRequest) -> func.HttpResponse:
     from .. import models
     from ..callers import audit
     from ..callers.access import caller_of, require
-    from ..calls.bridge import dump_content
+    from ..calls.outcomes import dump_content
     from ..config.settings import load_settings
     from ..runtime import get_bridge
 
@@ -176,7 +176,7 @@ async def _status_of(req: func.HttpRequest, conversation_id: str | None) -> func
     from .. import models
     from ..callers import audit
     from ..callers.access import caller_of, require
-    from ..calls.bridge import result_text
+    from ..calls.outcomes import result_text
     from ..config.settings import load_settings
     from ..runtime import get_bridge
 
