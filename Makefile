@@ -28,7 +28,7 @@ test: install
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q
 
-# The bridge side by side with a raw mcp.Client on loopback, about 2-3 minutes (README "Performance").
+# The bridge side by side with a raw mcp.Client on loopback, about 2-3 minutes (docs/performance.md).
 # Uses wrk for the HTTP section when installed (apt-get install wrk), else an httpx2 load loop.
 bench: install
 	$(PY) -m bench

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from devstack.processes import free_port, start_azurite
+from mcp_bridge.config.settings import reset_settings
 from mcp_bridge.runtime import reset_bridge
-from mcp_bridge.settings import reset_settings
 
 from .rig import Rig
 from .stack import apply_env

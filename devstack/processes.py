@@ -365,6 +365,29 @@ def start_ingestion(
     return process
 
 
+def start_front_end(
+    *,
+    port: int,
+    backend: str,
+    log_dir: Path,
+    name: str = "front-end",
+    dead_answer: str = "502",
+    wait: bool = True,
+    ready_timeout: float = DEFAULT_READY_TIMEOUT_SECONDS,
+) -> ManagedProcess:
+    """Start `python -m devstack.front_end` before `backend`; ready when its counters answer."""
+    process = ManagedProcess(
+        name=name,
+        module="devstack.front_end",
+        args=["--port", str(port), "--backend", backend, "--dead-answer", dead_answer],
+        port=port,
+        log_path=log_dir / f"{name}.log",
+        ready_path="/_frontend/counters",
+    )
+    _launch(process, wait=wait, ready_timeout=ready_timeout)
+    return process
+
+
 def start_host(
     *,
     port: int,
@@ -400,6 +423,11 @@ def start_host(
 AZURITE_BLOB = REPO_ROOT / ".devstack" / "node" / "node_modules" / ".bin" / "azurite-blob"
 """Installed by `make install` from npm."""
 
+AZURITE_FLAGS = ("--silent", "--skipApiVersionCheck", "--loose", "--disableTelemetry")
+"""How every devstack Azurite runs. `--disableTelemetry` matters beyond privacy: Azurite's telemetry
+client sends a stop event to Microsoft's ingestion endpoint on SIGTERM and keeps node alive until
+that send ends (20 s on our build machine), long after Azurite logs "successfully closed"."""
+
 
 def start_azurite(
     *,
@@ -421,7 +449,7 @@ def start_azurite(
         module="azurite-blob",
         command=[str(AZURITE_BLOB)],
         args=["--blobHost", LOOPBACK_HOST, "--blobPort", str(port), "--location", str(location),
-              "--silent", "--skipApiVersionCheck", "--loose"],
+              *AZURITE_FLAGS],
         port=port,
         log_path=log_dir / "azurite.log",
         ready_path="/devstoreaccount1?comp=list",

@@ -7,8 +7,8 @@ Run one process per region:
         [--state-file .devstack/scheduler.sqlite3]
 
 Requests to `/mcp` pass, outermost first: the observer (counts, logs), the
-fault injector, authentication, the era shim (`--era legacy` only), then the
-SDK's Streamable HTTP transport. `/ping` and `/_devstack/*` are outside all
+fault injector, authentication, the unknown-session answer style, the era shim
+(`--era legacy` only), then the SDK's Streamable HTTP transport. `/ping` and `/_devstack/*` are outside all
 of that. Regions given the same `--state-file` share their conversations,
 like real regions on one geo-replicated database.
 """
@@ -33,6 +33,7 @@ from devstack.scheduler_counters import SchedulerCounters
 from devstack.scheduler_era import LegacyEraMiddleware, ProtocolEra
 from devstack.scheduler_faults import FaultState, SchedulerFaultMiddleware
 from devstack.scheduler_observer import SchedulerObserverMiddleware
+from devstack.scheduler_session_answers import SessionAnswer, SessionAnswerMiddleware
 from devstack.scheduler_tools import register_scheduler_tools
 from devstack.serving import configure_logging, serve
 
@@ -58,6 +59,7 @@ def build_app(config: SchedulerConfig) -> Starlette:
     """The ASGI app of one region. Its lifespan runs the MCP session manager, so serve it with lifespan on."""
     counters = SchedulerCounters(region=config.region)
     faults = FaultState()
+    session_answer = SessionAnswer()
     store: ConversationStore = (
         SqliteConversationStore(config.state_file)
         if config.state_file is not None
@@ -74,7 +76,9 @@ def build_app(config: SchedulerConfig) -> Starlette:
         instructions=f"Scheduler region {config.region}.",
     )
     register_scheduler_tools(server, store=store, counters=counters, region=config.region)
-    routes = scheduler_control_routes(region=config.region, counters=counters, faults=faults)
+    routes = scheduler_control_routes(
+        region=config.region, counters=counters, faults=faults, session_answer=session_answer
+    )
     routes += catalog_routes(server=server, bus=bus, region=config.region)
     for route in routes:
         server.custom_route(route.path, methods=sorted(route.methods or []))(route.endpoint)
@@ -83,6 +87,7 @@ def build_app(config: SchedulerConfig) -> Starlette:
     # add_middleware wraps: the last one added is the outermost.
     if config.era == "legacy":
         app.add_middleware(LegacyEraMiddleware, mcp_path=MCP_PATH)
+    app.add_middleware(SessionAnswerMiddleware, answer=session_answer, mcp_path=MCP_PATH)
     app.add_middleware(
         SchedulerAuthMiddleware, credentials=config.credentials, counters=counters, mcp_path=MCP_PATH
     )

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 import azure.functions as func
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
-_TYPE_BASE = "urn:problem:scheduler-bridge:"  # documented in the README, one per slug
+_TYPE_BASE = "urn:problem:scheduler-bridge:"  # documented in docs/http-api.md, one per slug
 
 
 class Problem(Exception):
@@ -65,6 +65,25 @@ class InvalidArguments(BadRequest):
     title = "Arguments do not match the tool's input schema"
 
 
+class InvalidPrincipal(Problem):
+    """App Service Authentication vouched for a caller whose principal cannot be read."""
+
+    status = 401
+    slug = "invalid-principal"
+    title = "The caller's principal could not be read"
+
+    def __init__(self, detail: str, **extensions: Any) -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": "Bearer"}, **extensions)
+
+
+class CallerNotAllowed(Problem):
+    """The caller holds no role that may call the tool (`SCHEDULER_TOOL_ROLES`)."""
+
+    status = 403
+    slug = "caller-not-allowed"
+    title = "Caller not allowed"
+
+
 class ToolNotAllowed(Problem):
     status = 403
     slug = "tool-not-allowed"
@@ -87,6 +106,12 @@ class ToolFailed(Problem):
     status = 422
     slug = "tool-error"
     title = "The tool reported an error"
+
+
+class InputRequired(Problem):
+    status = 422
+    slug = "input-required"
+    title = "The tool asked for input the bridge cannot give"
 
 
 class UpstreamFailed(Problem):

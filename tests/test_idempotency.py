@@ -9,12 +9,12 @@ import uuid
 import pytest
 
 from devstack.processes import free_port
+from mcp_bridge.config.settings import load_settings
 from mcp_bridge.idempotency.blob import BlobStore
 from mcp_bridge.idempotency.keys import fingerprint, storage_name
 from mcp_bridge.idempotency.once import CLAIM_MARGIN_SECONDS
 from mcp_bridge.idempotency.records import Record
 from mcp_bridge.idempotency.shared import store_for
-from mcp_bridge.settings import load_settings
 
 from .conftest import AZURITE_KEY, SECRETS, control, schedule_arguments, tool_calls
 from .test_tool_calls import assert_problem

@@ -11,7 +11,7 @@ from openapi_spec_validator import validate
 from devstack.processes import free_port
 from devstack.scheduler_counters import SCHEDULER_TOOL_NAMES
 from mcp_bridge.runtime import get_bridge
-from mcp_bridge.tool_openapi import operation_id
+from mcp_bridge.tool_openapi.operations import operation_id
 
 from .conftest import control, schedule_arguments
 from .test_openapi import schema_for
@@ -147,7 +147,7 @@ async def test_the_last_document_is_served_while_the_scheduler_is_away(
     # As list_changed would: the listing must be asked for, and the Scheduler is gone.
     (await get_bridge()).endpoints[0].invalidate_catalog()
     again = await live(functions)
-    assert "Serving the last OpenAPI document" in captured_logs.text
+    assert "Serving the OpenAPI document from the last listing" in captured_logs.text
     assert again.status == 200
     assert again.headers["ETag"] == first.headers["ETag"] and again.body == first.body
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from mcp_bridge.arguments import unknown_arguments
+from mcp_bridge.arguments.strict import unknown_arguments
 
 from .conftest import schedule_arguments, tool_calls
 from .test_tool_calls import assert_problem

@@ -1,8 +1,5 @@
 """Tool arguments beyond what JSON Schema validation says: names a tool's schema does not declare.
 
-Used by the call path (`bridge.py`) next to the catalog's schema check; imports only `problems`.
+`strict` finds them and builds the 400. Used by the call path (`calls.attempt`) next to the
+catalog's schema check; may import only the cross-cutting room (`problems`).
 """
-
-from .strict import UnknownArgument, invalid_arguments, unknown_arguments
-
-__all__ = ["UnknownArgument", "invalid_arguments", "unknown_arguments"]

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from .stores import Changed, Exists, StoreUnavailable
 
 if TYPE_CHECKING:
-    from ..settings import BridgeSettings
+    from ..config.settings import BridgeSettings
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -33,8 +33,8 @@ class BlobStore:
     def __init__(self, settings: BridgeSettings, *, credential: Any = None) -> None:
         from azure.storage.blob.aio import BlobServiceClient
 
-        from ..azure_transport import Httpx2Transport
-        from ..runtime import azure_http_client
+        from ..azure_services.http_client import azure_http_client
+        from ..azure_services.transport import Httpx2Transport
 
         transport = Httpx2Transport(azure_http_client(), owns_client=True)
         # One quick retry: storage's default first backoff (15 s) would hold a request past any deadline.

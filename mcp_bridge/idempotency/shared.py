@@ -15,7 +15,7 @@ from .memory import MemoryStore
 from .stores import Store
 
 if TYPE_CHECKING:
-    from ..settings import BridgeSettings
+    from ..config.settings import BridgeSettings
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -1,13 +1,14 @@
-"""The live OpenAPI document: rebuilt when the catalog changes, served with a content ETag.
+"""The live OpenAPI document: the tools as the bridge lists them now, rendered once per variant.
 
 The tools come from `SchedulerBridge.list_tools()`, the same listing (allowlist, failover, cache,
 `tools/list_changed`) that calls use, so the document cannot promise a tool the bridge would not
-call. While the listing is unchanged (the same `Tool` objects) the rendered bytes are reused; a
-re-listing with the same content renders the same bytes and so the same ETag.
+call. Each variant (what the caller may see: `SCHEDULER_TOOL_ROLES`) keeps its rendered bytes while
+its tools are the same `Tool` objects; a re-listing with the same content renders the same bytes
+and so the same ETag.
 
-When no Scheduler answers, the last document this instance rendered is served as it was; an
-instance that never listed the tools answers the listing's problem (503 `unavailable`, ...), so a
-client generator fails loudly instead of producing a client without the tools.
+When no Scheduler answers, the last listing this instance got is used as it was; an instance that
+never listed the tools answers the listing's problem (503 `unavailable`, ...), so a client
+generator fails loudly instead of producing a client without the tools.
 """
 
 from __future__ import annotations
@@ -16,21 +17,23 @@ import hashlib
 import json
 import logging
 import weakref
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..problems import Problem
 
 if TYPE_CHECKING:
     from mcp_types import Tool
 
-    from ..bridge import SchedulerBridge
+    from ..calls.bridge import SchedulerBridge
 
 _LOGGER = logging.getLogger(__name__)
 
 CACHE_CONTROL = "private, no-cache"
 """Clients may keep the document but revalidate each use; the revalidation is a 304 with no body."""
+MAX_VARIANTS = 16
 
 
 @dataclass(frozen=True)
@@ -48,40 +51,52 @@ class Rendered:
 
 
 class LiveDocument:
-    """The rendered document for the tools last listed, kept until the listing changes."""
+    """The last listing, and the rendered document of each variant for the tools it had."""
 
     def __init__(self) -> None:
-        self._tools: tuple[Tool, ...] = ()
-        self._health_auth = ""
-        self._rendered: Rendered | None = None
+        self._listing: tuple[Tool, ...] | None = None
         self._bridge: weakref.ref[SchedulerBridge] | None = None
+        self._rendered: OrderedDict[Hashable, tuple[tuple[Tool, ...], Rendered]] = OrderedDict()
 
-    async def current(self, bridge: SchedulerBridge, *, health_auth: str) -> Rendered:
+    async def tools(self, bridge: SchedulerBridge) -> tuple[Tool, ...]:
+        """The callable tools (allowlist applied); the last listing while the Scheduler is away."""
         if self._bridge is None or self._bridge() is not bridge:  # a new bridge: new settings
-            self._rendered, self._tools, self._bridge = None, (), weakref.ref(bridge)
+            self._listing, self._bridge = None, weakref.ref(bridge)
+            self._rendered.clear()
         try:
             _, listed = await bridge.list_tools()
         except Problem as problem:
-            if self._rendered is None:
+            if self._listing is None:
                 raise
-            _LOGGER.warning("Serving the last OpenAPI document: listing the tools failed (%s)", problem.slug)
-            return self._rendered
-        return self.render([entry.tool for entry in listed], health_auth=health_auth)
+            _LOGGER.warning(
+                "Serving the OpenAPI document from the last listing: listing failed (%s)", problem.slug
+            )
+            return self._listing
+        self._listing = tuple(entry.tool for entry in listed)
+        return self._listing
 
-    def render(self, tools: Sequence[Tool], *, health_auth: str) -> Rendered:
-        key = tuple(tools)
-        cached = self._rendered
-        if cached is not None and health_auth == self._health_auth and _same(key, self._tools):
-            return cached
-        from ..openapi import document
-
-        body = json.dumps(
-            document(health_auth=health_auth, tools=key), separators=(",", ":"), ensure_ascii=False
-        ).encode()
-        rendered = Rendered(body, '"' + hashlib.sha256(body).hexdigest()[:32] + '"', len(key))
-        if cached is None or cached.etag != rendered.etag:
-            _LOGGER.info("OpenAPI document rebuilt: %d tool operation(s), ETag %s", len(key), rendered.etag)
-        self._tools, self._health_auth, self._rendered = key, health_auth, rendered
+    def render(
+        self,
+        tools: tuple[Tool, ...],
+        *,
+        variant: Hashable,
+        build: Callable[[tuple[Tool, ...]], dict[str, Any]],
+    ) -> Rendered:
+        """The document `build` makes for `tools`, rendered again only when the tools changed."""
+        cached = self._rendered.get(variant)
+        if cached is not None and _same(tools, cached[0]):
+            self._rendered.move_to_end(variant)
+            return cached[1]
+        body = json.dumps(build(tools), separators=(",", ":"), ensure_ascii=False).encode()
+        rendered = Rendered(body, '"' + hashlib.sha256(body).hexdigest()[:32] + '"', len(tools))
+        if cached is None or cached[1].etag != rendered.etag:
+            _LOGGER.info(
+                "OpenAPI document rendered: %d tool operation(s), ETag %s", len(tools), rendered.etag
+            )
+        self._rendered[variant] = (tools, rendered)
+        self._rendered.move_to_end(variant)
+        while len(self._rendered) > MAX_VARIANTS:
+            self._rendered.popitem(last=False)
         return rendered
 
 
@@ -91,4 +106,4 @@ def _same(new: tuple[Tool, ...], old: tuple[Tool, ...]) -> bool:
 
 
 live_document = LiveDocument()
-"""The process's one document, like the process's one bridge."""
+"""The process's one document cache, like the process's one bridge."""
