@@ -17,6 +17,7 @@ from mcp_bridge.idempotency.records import Record
 from mcp_bridge.idempotency.shared import store_for
 
 from .conftest import AZURITE_KEY, SECRETS, control, schedule_arguments, tool_calls
+from .test_audit import audit_lines  # noqa: F401 (a fixture)
 from .test_tool_calls import assert_problem
 
 SCHEDULE = "scheduleConversation"
@@ -238,3 +239,33 @@ async def test_stored_records_hold_no_key_argument_or_secret(configure, function
             assert record.state == "done" and b"code=" not in record.answer.body
     finally:
         await store.aclose()
+
+
+async def test_the_audit_trail_says_what_each_keyed_request_got(
+    configure,
+    functions,
+    stack,
+    audit_lines,  # noqa: F811
+):
+    await configure()
+    key, arguments = str(uuid.uuid4()), schedule_arguments()
+    control(stack.east.url, "POST", "/_devstack/faults", {"delay_seconds": 1.0, "tools": [SCHEDULE]})
+    first = asyncio.create_task(call(functions, key, arguments))
+    store = await store_for(load_settings())
+    for _ in range(100):
+        if await store.read(storage_name(key)) is not None:
+            break
+        await asyncio.sleep(0.05)
+    await call(functions, key, arguments)  # 409
+    await first
+    await call(functions, key, arguments)  # replayed
+    await call(functions, key, {**arguments, "topic": "other"})  # 422
+    records = [
+        (fields["outcome"], fields["status"], fields["idempotency_key"]) for fields, _ in audit_lines()
+    ]
+    assert records == [
+        ("request-in-progress", 409, key),
+        ("ok", 200, key),
+        ("replayed", 200, key),
+        ("idempotency-key-reused", 422, key),
+    ]
