@@ -66,12 +66,10 @@ async def _health(req: func.HttpRequest) -> func.HttpResponse:
     from ..runtime import get_bridge
 
     bridge = await get_bridge()
-    view = bridge.describe_health()
-    usable = not view["panic"]
-    view["status"] = "ok" if usable else "unavailable"
+    view = await bridge.read_health()
     return func.HttpResponse(
         body=json.dumps(view),
-        status_code=200 if usable else 503,
+        status_code=503 if view["status"] == "unavailable" else 200,
         mimetype="application/json",
         headers={"Cache-Control": "no-store"},
     )
