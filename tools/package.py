@@ -132,11 +132,13 @@ def compile_bytecode(staging: Path) -> bool:
 
 def write_zip(staging: Path, zip_path: Path) -> int:
     """Zip `staging` reproducibly; returns the number of entries."""
-    files = sorted(path for path in staging.rglob("*") if path.is_file())
+    files = sorted(
+        (path.relative_to(staging).as_posix(), path) for path in staging.rglob("*") if path.is_file()
+    )
     zip_path.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(zip_path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
-        for path in files:
-            info = zipfile.ZipInfo(path.relative_to(staging).as_posix(), date_time=_FIXED_TIME)
+        for name, path in files:
+            info = zipfile.ZipInfo(name, date_time=_FIXED_TIME)
             info.external_attr = 0o644 << 16
             info.compress_type = zipfile.ZIP_DEFLATED
             archive.writestr(info, path.read_bytes(), compresslevel=6)
