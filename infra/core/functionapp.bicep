@@ -1,6 +1,6 @@
 // The bridge: a Flex Consumption function app (Linux, Python 3.11) with a system-assigned identity.
 // Every app setting it needs is here, named exactly as mcp_bridge/settings.py reads it
-// (tests/test_infra_settings.py holds the two side by side). Runtime and scale settings that the
+// (tests/infra/test_app_settings.py holds the two side by side). Runtime and scale settings that the
 // older plans kept in app settings (FUNCTIONS_WORKER_RUNTIME, ...) live in functionAppConfig.
 param location string
 param tags object
