@@ -1,6 +1,6 @@
 // Alerts on what the bridge emits: log search alert rules over the Log Analytics workspace behind
 // Application Insights (AppMetrics, AppTraces, AppRequests). The queries live in ../alerts/*.kql so
-// tests/test_infra_alerts.py can hold their names against mcp_bridge/telemetry.
+// tests/infra/test_alerts.py can hold their names against mcp_bridge/telemetry.
 param location string
 param tags object
 param namePrefix string

@@ -1,5 +1,5 @@
 // Role assignments: exactly what the bridge and the Functions runtime use, each at the narrowest
-// scope that works (tests/test_infra_roles.py checks them against the code).
+// scope that works (tests/infra/test_roles.py checks them against the code).
 param appPrincipalId string
 param userPrincipalId string
 param storageAccountName string
