@@ -155,4 +155,3 @@ def test_the_5xx_rule_leaves_out_the_health_route_and_gets_its_minimum():
     assert "minimum_requests" in query
     [http5xx] = [rule for rule in rules().values() if "http-5xx" in rule["name"]]
     assert criterion(http5xx)["query"].startswith("let minimum_requests = ${http5xxMinimumRequests};")
-
