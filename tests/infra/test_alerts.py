@@ -143,12 +143,10 @@ def test_log_messages_are_the_bridges_own_lines():
         assert any(line.startswith(message) for line in formats), f"{name}: no log line starts {message!r}"
 
 
-def test_the_5xx_rule_leaves_out_the_health_route_and_gets_its_minimum():
-    import function_app
-
+def test_the_5xx_rule_leaves_out_the_health_route_and_gets_its_minimum(functions):
     host = json.loads((ROOT / "host.json").read_text())
     prefix = host["extensions"]["http"]["routePrefix"]
-    [health] = [f for f in function_app.app.get_functions() if f.get_function_name() == "health"]
+    health = functions._functions["health"]
     route = json.loads(health.get_function_json())["bindings"][0]["route"]
     query = kql(INFRA / "alerts" / "http-5xx.kql")
     assert f'!= "/{prefix}/{route}"' in query

@@ -69,13 +69,13 @@ def test_a_misspelt_name_is_caught():
     ]
 
 
-def test_settings_the_functions_need_to_index_are_set():
-    """Binding expressions (`%NAME%`) the host resolves from app settings, e.g. the probe's schedule."""
-    import function_app
+def test_settings_the_functions_need_to_index_are_set(functions):
+    """Binding expressions (`%NAME%`) the host resolves from app settings, e.g. the probe's schedule.
 
+    (`functions` holds what `app.get_functions()` returned: it may run once per process.)"""
     expressions = {
         name
-        for function in function_app.app.get_functions()
+        for function in functions._functions.values()
         for name in re.findall(r"%([A-Za-z0-9_]+)%", function.get_function_json())
     }
     assert expressions, "the probe timer's schedule is one"
