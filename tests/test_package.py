@@ -116,6 +116,19 @@ def test_the_project_part_is_what_funcignore_leaves_of_the_repository(built):
         assert not any(name.startswith(never) for name in project), never
 
 
+def test_funcignore_prunes_directories_and_virtualenvs_whatever_their_name(tmp_path):
+    for path in (
+        "function_app.py", "app/x.py", "app/__pycache__/x.cpython-311.pyc", "tests/test_x.py",
+        "notes.md", "sub/tests/keep_me_not.py", "projname_env/pyvenv.cfg", "projname_env/lib/site.py",
+        ".azure/prod/.env",
+    ):  # fmt: skip
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text("")
+    (tmp_path / ".funcignore").write_text("__pycache__\ntests\n*.md\n.azure\n")
+    files = list(packaging_tool.project_files(tmp_path, packaging_tool.ignore_spec(tmp_path)))
+    assert files == [".funcignore", "app/x.py", "function_app.py"]
+
+
 def test_dependencies_are_linux_cpython_311_wheels(built):
     names = zip_names(built)
     extensions = [name for name in names if name.startswith(SITE_PACKAGES) and name.endswith(".so")]

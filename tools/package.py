@@ -34,7 +34,7 @@ import shutil
 import subprocess
 import sys
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,27 +71,28 @@ def ignore_spec(root: Path) -> pathspec.PathSpec:
     return pathspec.GitIgnoreSpec.from_lines(lines)
 
 
-def project_files(root: Path, spec: pathspec.PathSpec, *, exclude: Sequence[Path] = ()) -> Iterator[str]:
+def project_files(root: Path, spec: pathspec.PathSpec, *, exclude: Sequence[Path] = ()) -> list[str]:
     """Files under `root` that `spec` leaves in, as sorted POSIX paths relative to `root`.
 
     Ignored directories are pruned rather than walked (`.venv` alone holds tens of thousands of
     files); `exclude` names more directories to leave out (the build output)."""
     excluded = {path.resolve() for path in exclude}
+    found = []
     for directory, dirnames, filenames in os.walk(root):
         here = Path(directory)
         relative = here.relative_to(root)
         kept = []
-        for name in sorted(dirnames):
+        for name in dirnames:
             path = here / name
             rel = (relative / name).as_posix()
             if path.resolve() in excluded or (path / "pyvenv.cfg").exists() or spec.match_file(rel + "/"):
                 continue
             kept.append(name)
         dirnames[:] = kept
-        for name in sorted(filenames):
-            rel = (relative / name).as_posix()
-            if not spec.match_file(rel):
-                yield rel
+        found += [
+            rel for rel in ((relative / name).as_posix() for name in filenames) if not spec.match_file(rel)
+        ]
+    return sorted(found)
 
 
 def install_dependencies(requirements: Path, target: Path, *, extra_args: Sequence[str] = ()) -> None:
