@@ -31,8 +31,13 @@ def bicep_files() -> list[Path]:
 
 
 @cache
+def _parser() -> BicepParser:
+    return BicepParser()  # building the grammar takes about half a second
+
+
+@cache
 def parse(path: Path) -> dict[str, Any]:
-    return BicepParser().parse(file_path=path)
+    return _parser().parse(file_path=path)
 
 
 def resource_body(resource: dict[str, Any]) -> dict[str, Any]:
