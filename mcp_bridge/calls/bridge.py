@@ -8,6 +8,8 @@ audit record.
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import logging
 import time
 from dataclasses import asdict, dataclass
@@ -21,6 +23,7 @@ from ..callers import audit
 from ..config.settings import BridgeSettings
 from ..failover import retry
 from ..failover.health import HealthBoard
+from ..failover.probe import probe_all
 from ..failover.probe_schedule import probe_interval_seconds
 from ..failover.snapshot import BlobSnapshotStore, SnapshotFollower
 from ..problems import Problem, ToolFailed, ToolNotAllowed
@@ -38,6 +41,9 @@ if TYPE_CHECKING:
 __all__ = ["SchedulerBridge", "ToolCallOutcome"]
 
 _LOGGER = logging.getLogger(__name__)
+
+AUTO_PROBE_INTERVAL_SECONDS = 30.0
+"""How often requests may start a probe round while some endpoint still has no probe result."""
 
 
 @dataclass(frozen=True)
@@ -91,6 +97,9 @@ class SchedulerBridge:
             outcomes=OutcomeMapper(max_response_bytes=settings.max_upstream_response_bytes),
             strict_arguments=settings.scheduler_strict_arguments,
         )
+        self._probed = False  # True once every endpoint has a probe result: the hot path checks one flag
+        self._probe_round: asyncio.Task[object] | None = None
+        self._probe_round_at = float("-inf")
 
     def share_health_through(self, store: BlobSnapshotStore) -> None:
         self.snapshot_store = store
@@ -108,6 +117,41 @@ class SchedulerBridge:
         except Exception as exc:
             _LOGGER.warning("Writing the health snapshot failed: %s", type(exc).__name__)
 
+    def probe_if_unknown(self) -> None:
+        """Start one probe round in the background when an endpoint has no probe result yet.
+
+        Until a probe runs nothing vouches for an endpoint, and `/api/health` would have to guess.
+        The timer's first run may be a minute away, so the first request (or health read) starts
+        a round itself, at most every `AUTO_PROBE_INTERVAL_SECONDS`. It records results locally and
+        publishes nothing: the shared snapshot stays the timer's.
+        """
+        if self._probed:
+            return
+        if self.health.has_probe_results():
+            self._probed = True
+            return
+        now = time.monotonic()
+        if self._probe_round is not None or now - self._probe_round_at < AUTO_PROBE_INTERVAL_SECONDS:
+            return
+        self._probe_round_at = now
+        self._probe_round = asyncio.create_task(self._probe_round_once(), context=contextvars.Context())
+
+    async def _probe_round_once(self) -> None:
+        try:
+            await probe_all(self, publish=False)
+        except Exception as exc:  # a probe round must never fail anything else
+            _LOGGER.warning("Background probe round failed: %s", type(exc).__name__)
+        finally:
+            self._probe_round = None
+
+    async def read_health(self) -> dict[str, Any]:
+        """`/api/health`'s view: the shared snapshot re-read when due, a probe round started when
+        nothing has been probed yet."""
+        self.probe_if_unknown()
+        if self.snapshot_follower is not None:
+            await self.snapshot_follower.refresh_if_due(self.health)
+        return self.describe_health()
+
     def describe_health(self) -> dict[str, Any]:
         view = self.health.describe()
         view["token"] = None if self.tokens is None else asdict(self.tokens.state())
@@ -124,6 +168,8 @@ class SchedulerBridge:
     async def list_tools(self) -> tuple[str, list[CatalogTool]]:
         """The active endpoint's tools, allowlist applied."""
 
+        self.probe_if_unknown()
+
         async def op(attempt: Attempt) -> tuple[str, list[CatalogTool]]:
             catalog = await self._attempt.catalog(attempt)
             allowed = [tool for name, tool in catalog.tools.items() if self.settings.tool_is_allowed(name)]
@@ -135,6 +181,7 @@ class SchedulerBridge:
         """Call `name` on the best endpoint that can take it. Raises `Problem`s."""
         if not self.settings.tool_is_allowed(name):
             raise ToolNotAllowed(f"the tool {name!r} is not on this bridge's allowlist", tool=name)
+        self.probe_if_unknown()
         attempts = 0
         session: UpstreamSession | None = None
 
@@ -190,6 +237,8 @@ class SchedulerBridge:
         return result
 
     async def aclose(self) -> None:
+        if self._probe_round is not None:
+            self._probe_round.cancel()
         for session in self.endpoints:
             await session.aclose()
         if self.snapshot_store is not None:

@@ -6,6 +6,12 @@ Two signals, combined:
 - **passive** ejection from this instance's own live traffic: 5 transport failures or 5xx in a row
   eject an endpoint for 30 s × n (n = times ejected, capped at 300 s), with jitter.
 
+Each endpoint reports one `state` (most serious first): `ejected` (passive ejection window),
+`unhealthy` (probes failing), `degraded` (live calls or probes failing since the last success, below
+the thresholds), `unknown` (no probe has run yet: nothing vouches for it), `healthy`. Routing does
+not wait for a probe: an `unknown` endpoint takes traffic, and the first request starts a probe
+round in the background.
+
 Selection takes the highest-priority endpoint that is healthy and not ejected. A higher-priority
 endpoint that was ejected or unhealthy gets traffic back only after 2 probes pass in a row that
 started after it went bad, so a flapping region cannot pull traffic back and forth. When nothing
@@ -19,7 +25,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Literal
 
 from .. import telemetry
 
@@ -31,6 +37,9 @@ EJECT_CAP_SECONDS = 300.0
 EJECT_JITTER = 0.1
 EJECTION_MEMORY_SECONDS = 600.0
 """After this long without an ejection, the next one starts again at 30 s."""
+
+EndpointState = Literal["healthy", "unknown", "degraded", "unhealthy", "ejected"]
+OverallStatus = Literal["ok", "unknown", "degraded", "unavailable"]
 
 
 @dataclass
@@ -68,6 +77,18 @@ class EndpointHealth:
         marks = [mark for mark in (self.active.failing_since, self.passive.ejected_at) if mark is not None]
         return max(marks) if marks else None
 
+    def state(self, now: float) -> EndpointState:
+        """What a caller should believe about this endpoint now (see the module docstring)."""
+        if now < self.passive.ejected_until:
+            return "ejected"
+        if not self.active.healthy:
+            return "unhealthy"
+        if self.passive.live_failures or self.active.consecutive_failures:
+            return "degraded"
+        if self.active.last_probe_at is None:
+            return "unknown"
+        return "healthy"
+
     def usable(self, now: float) -> bool:
         if not self.active.healthy or now < self.passive.ejected_until:
             return False
@@ -89,7 +110,8 @@ class HealthBoard:
             for priority, url in enumerate(urls)
         }
         self.snapshot_source = "in-process"
-        self.snapshot_age_seconds: float | None = None
+        self.snapshot_written_at: float | None = None
+        """When the adopted snapshot was written; its age is computed at each read."""
         self._last_active: str | None = None
         self.failovers = 0
 
@@ -177,18 +199,35 @@ class HealthBoard:
             if url in self.endpoints:
                 self.endpoints[url].active = ActiveHealth(**active)
         self.snapshot_source = source
-        self.snapshot_age_seconds = age_seconds
+        self.snapshot_written_at = self._clock() - age_seconds
+
+    @property
+    def snapshot_age_seconds(self) -> float | None:
+        if self.snapshot_written_at is None:
+            return None
+        return round(max(0.0, self._clock() - self.snapshot_written_at), 1)
+
+    def has_probe_results(self) -> bool:
+        """Whether every endpoint has a probe result (this instance's own, or the snapshot's)."""
+        return all(e.active.last_probe_at is not None for e in self.endpoints.values())
 
     def describe(self) -> dict[str, Any]:
         now = self._clock()
         order, panic = self.order()
+        active = None if panic else order[0]
+        status: OverallStatus = "unavailable"
+        if active is not None:
+            state = self.endpoints[active].state(now)
+            status = "ok" if state == "healthy" else "unknown" if state == "unknown" else "degraded"
         return {
-            "active_endpoint": None if panic else order[0],
+            "status": status,
+            "active_endpoint": active,
             "panic": panic,
             "endpoints": [
                 {
                     "url": e.url,
                     "priority": e.priority,
+                    "state": e.state(now),
                     "usable": e.usable(now),
                     "healthy": e.active.healthy,
                     "consecutive_failures": e.active.consecutive_failures,

@@ -54,8 +54,8 @@ class ProbeResult:
     error: str | None
 
 
-async def probe_all(bridge: ProbeTarget) -> list[ProbeResult]:
-    """Probe every endpoint concurrently, record the results, and share them."""
+async def probe_all(bridge: ProbeTarget, *, publish: bool = True) -> list[ProbeResult]:
+    """Probe every endpoint concurrently, record the results, and share them (`publish`)."""
     results = await asyncio.gather(*(_probe_traced(bridge, session) for session in bridge.endpoints))
     board = bridge.health
     before = board.active_endpoint()
@@ -64,7 +64,8 @@ async def probe_all(bridge: ProbeTarget) -> list[ProbeResult]:
     after = board.active_endpoint()
     if before != after:
         _LOGGER.warning("Active endpoint changed: %s -> %s", before, after)
-    await bridge.publish_health()
+    if publish:
+        await bridge.publish_health()
     return results
 
 

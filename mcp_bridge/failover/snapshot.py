@@ -85,6 +85,16 @@ class SnapshotFollower:
             self._read_at = time.monotonic()
             self._task = asyncio.create_task(self.refresh(board))
 
+    async def refresh_if_due(self, board: Any) -> None:
+        """For a health read: wait for the re-read when one is due (a read is not latency-bound,
+        and an answer that says "in-process" while a snapshot waits in storage would lie)."""
+        if self._task is not None:
+            await asyncio.shield(self._task)
+        elif time.monotonic() - self._read_at >= self._ttl:
+            self._read_at = time.monotonic()
+            self._task = asyncio.create_task(self.refresh(board))
+            await asyncio.shield(self._task)
+
     async def refresh(self, board: Any) -> None:
         try:
             async with asyncio.timeout(READ_TIMEOUT_SECONDS):
@@ -106,7 +116,7 @@ def apply_snapshot(board: Any, snapshot: dict[str, Any], *, source: str) -> bool
     interval = float(snapshot.get("probe_interval_seconds") or 30)
     if age > 3 * interval:
         board.snapshot_source = f"{source} (stale, ignored)"
-        board.snapshot_age_seconds = round(age, 1)
+        board.snapshot_written_at = time.time() - age
         return False
     board.adopt(snapshot, source=source, age_seconds=round(age, 1))
     return True

@@ -67,13 +67,11 @@ async def _health(req: func.HttpRequest) -> func.HttpResponse:
     from ..runtime import get_bridge
 
     bridge = await get_bridge()
-    view = bridge.describe_health()
+    view = await bridge.read_health()
     view["idempotency"] = describe_idempotency(bridge.settings)
-    usable = not view["panic"]
-    view["status"] = "ok" if usable else "unavailable"
     return func.HttpResponse(
         body=json.dumps(view),
-        status_code=200 if usable else 503,
+        status_code=503 if view["status"] == "unavailable" else 200,
         mimetype="application/json",
         headers={"Cache-Control": "no-store"},
     )
