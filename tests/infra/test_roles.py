@@ -99,7 +99,7 @@ SDK_CALLS = {
 NO_REQUEST = {"close", "get_blob_client", "get_container_client", "from_connection_string"}
 """Client methods that send nothing (they build or close clients)."""
 
-# What no code here shows: the Functions runtime (documented) and the idempotency store on its way.
+# What no code here shows: the Functions runtime (documented); and the idempotency store, also in code.
 RUNTIME_NEEDS = {
     # "Connecting to host storage with an identity": the host reads and writes blobs and creates
     # its containers (coordination, function keys, timer schedule monitor and singleton locks).
@@ -119,7 +119,8 @@ RUNTIME_NEEDS = {
     "Flex Consumption deployment package": [(STORAGE, f"{BLOBS}/read")],
     # Application Insights with local auth off takes telemetry from Monitoring Metrics Publishers.
     "Telemetry ingestion (Entra)": [(INSIGHTS, "Microsoft.Insights/Telemetry/Write")],
-    # The idempotency store (next issue) keeps one blob per key: create, read, replace, expire.
+    # The idempotency store (mcp_bridge/idempotency/blob.py) keeps one blob per key: create, read,
+    # replace, delete a released claim, and creates its container on first use.
     "Idempotency store": [
         (STORAGE, f"{BLOBS}/read"),
         (STORAGE, f"{BLOBS}/write"),
