@@ -269,3 +269,19 @@ async def test_the_audit_trail_says_what_each_keyed_request_got(
         ("replayed", 200, key),
         ("idempotency-key-reused", 422, key),
     ]
+
+
+async def test_keys_are_scoped_to_the_caller(configure, functions, stack):
+    """Another service sending the same key and body gets its own call, never this caller's answer."""
+    from .test_caller_roles import principal
+
+    await configure(website_auth_enabled="True")
+    key, arguments = str(uuid.uuid4()), schedule_arguments("scoped")
+    headers = {"Idempotency-Key": key}
+    alice = await functions.call_tool(SCHEDULE, arguments, headers={**headers, **principal("alice")})
+    bob = await functions.call_tool(SCHEDULE, arguments, headers={**headers, **principal("bob")})
+    assert alice.status == bob.status == 200
+    assert alice.body != bob.body and "Idempotent-Replayed" not in bob.headers
+    again = await functions.call_tool(SCHEDULE, arguments, headers={**headers, **principal("alice")})
+    assert again.body == alice.body and again.headers["Idempotent-Replayed"] == "true"
+    assert booked(stack) == 2

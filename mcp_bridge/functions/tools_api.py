@@ -161,13 +161,15 @@ async def _call_tool(req: func.HttpRequest) -> func.HttpResponse:
 
         if key is None:
             return await call()
-        return await _call_once(req, record, key, name, arguments, settings, call)
+        scope = caller.id if caller.is_principal and caller.id else "key"
+        return await _call_once(req, record, key, scope, name, arguments, settings, call)
 
 
 async def _call_once(
     req: func.HttpRequest,
     record: AuditRecord,
     key: str,
+    scope: str,
     name: str,
     arguments: dict[str, Any],
     settings: BridgeSettings,
@@ -187,6 +189,7 @@ async def _call_once(
         policy=Policy(settings.scheduler_timeout_seconds, settings.idempotency_ttl_seconds),
         call=call,
         instance=urlsplit(req.url).path,
+        scope=scope,
     )
     if response.headers.get(REPLAYED_HEADER):
         record.outcome, record.status = "replayed", response.status_code

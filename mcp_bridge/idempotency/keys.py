@@ -52,9 +52,13 @@ def idempotency_key(headers: Any) -> str | None:
     return value
 
 
-def storage_name(key: str) -> str:
-    """Where the key's record lives: a digest, so any key is a valid blob name and none is stored."""
-    return hashlib.sha256(key.encode("ascii")).hexdigest()
+def storage_name(key: str, *, scope: str = "key") -> str:
+    """Where the key's record lives: a digest, so any key is a valid blob name and none is stored.
+
+    Keys are scoped to the caller (`scope`: a principal's id, or "key" for function-key callers):
+    another service that sends the same key gets its own record, never this caller's answer.
+    """
+    return hashlib.sha256(f"{scope}\n{key}".encode()).hexdigest()
 
 
 def fingerprint(tool: str, arguments: dict[str, Any]) -> str:

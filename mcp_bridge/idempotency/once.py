@@ -59,10 +59,12 @@ async def call_once(
     policy: Policy,
     call: Callable[[], Awaitable[func.HttpResponse]],
     instance: str,
+    scope: str = "key",
 ) -> func.HttpResponse:
-    """Run `call` at most once for `key`; every other request with the key is answered from the
-    record. Raises `IdempotencyStoreUnavailable` (503) when the store cannot be asked."""
-    name = storage_name(key)
+    """Run `call` at most once for `key` within the caller's `scope`; every other request with the
+    key is answered from the record. Raises `IdempotencyStoreUnavailable` (503) when the store
+    cannot be asked."""
+    name = storage_name(key, scope=scope)
     now = time.time()
     mine = Record(
         state="running",
