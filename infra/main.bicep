@@ -39,6 +39,18 @@ param schedulerTokenScope string = ''
 @description('Comma-separated tool names the bridge may call; empty allows every tool (SCHEDULER_ALLOWED_TOOLS).')
 param schedulerAllowedTools string = ''
 
+@description('Comma-separated tool:role pairs, * for any tool; empty: every caller may call every allowed tool (SCHEDULER_TOOL_ROLES).')
+param schedulerToolRoles string = ''
+
+@description('Roles a caller holding only a function key has, once schedulerToolRoles is set (SCHEDULER_KEY_CALLER_ROLES).')
+param schedulerKeyCallerRoles string = ''
+
+@description('Refuse argument names a tool does not declare (SCHEDULER_STRICT_ARGUMENTS).')
+param schedulerStrictArguments bool = true
+
+@description('How long an Idempotency-Key answer is kept, in seconds, at most 30 days (IDEMPOTENCY_TTL_SECONDS).')
+param idempotencyTtlSeconds string = '86400'
+
 @description('NCRONTAB schedule (six fields, seconds first) of the health probe timer (HEALTH_PROBE_SCHEDULE).')
 param healthProbeSchedule string = '*/30 * * * * *'
 
@@ -184,6 +196,10 @@ module app 'core/functionapp.bicep' = {
     schedulerAuth: schedulerAuth
     schedulerTokenScope: schedulerTokenScope
     schedulerAllowedTools: schedulerAllowedTools
+    schedulerToolRoles: schedulerToolRoles
+    schedulerKeyCallerRoles: schedulerKeyCallerRoles
+    schedulerStrictArguments: schedulerStrictArguments
+    idempotencyTtlSeconds: idempotencyTtlSeconds
     healthProbeSchedule: healthProbeSchedule
     healthAuthLevel: healthAuthLevel
     alwaysReadyInstances: alwaysReadyInstances

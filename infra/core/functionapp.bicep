@@ -17,6 +17,10 @@ param schedulerEndpoints string
 param schedulerAuth string
 param schedulerTokenScope string
 param schedulerAllowedTools string
+param schedulerToolRoles string
+param schedulerKeyCallerRoles string
+param schedulerStrictArguments bool
+param idempotencyTtlSeconds string
 param healthProbeSchedule string
 param healthAuthLevel string
 param alwaysReadyInstances int
@@ -106,6 +110,24 @@ var appSettings = [
   {
     name: 'SCHEDULER_ALLOW_PRIVATE_ENDPOINTS'
     value: empty(subnetId) ? 'false' : 'true'
+  }
+  {
+    name: 'SCHEDULER_STRICT_ARGUMENTS'
+    value: schedulerStrictArguments ? 'true' : 'false'
+  }
+  // Callers (docs/securing-callers.md): roles per tool, and what a function-key caller holds
+  {
+    name: 'SCHEDULER_TOOL_ROLES'
+    value: schedulerToolRoles
+  }
+  {
+    name: 'SCHEDULER_KEY_CALLER_ROLES'
+    value: schedulerKeyCallerRoles
+  }
+  // Idempotency-Key answers live in AzureWebJobsStorage (docs/calling-from-code.md)
+  {
+    name: 'IDEMPOTENCY_TTL_SECONDS'
+    value: idempotencyTtlSeconds
   }
   // Key Vault: the API-key credentials for SCHEDULER_AUTH=api_key
   {
