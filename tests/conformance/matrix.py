@@ -102,7 +102,10 @@ def render(results: dict[str, Any], *, markdown: bool = False) -> str:
         lines += [f"| {' | '.join(row)} |" for row in rows]
         return "\n".join([title, "", *lines, "", *(f"- {note}" for note in notes)])
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(text.ljust(width) for text, width in zip(row, widths, strict=True)) for row in [header, *rows]]
+    lines = [
+        "  ".join(text.ljust(width) for text, width in zip(row, widths, strict=True))
+        for row in [header, *rows]
+    ]
     return "\n".join([title, *lines, "", *notes])
 
 

@@ -45,7 +45,9 @@ class PeerRun:
     def region(self, name: str = "a") -> ManagedProcess:
         return self.regions(name)[0]
 
-    def special(self, role: Literal["progress", "idle"], *, idle_timeout: float | None = None) -> ManagedProcess:
+    def special(
+        self, role: Literal["progress", "idle"], *, idle_timeout: float | None = None
+    ) -> ManagedProcess:
         """The progress server (a second process of the same SDK), or a region that expires idle sessions."""
         process = self._processes.get(role)
         if process is None:

@@ -14,6 +14,7 @@ the bridge refused never reached the tool.
 import argparse
 import asyncio
 import sys
+from typing import Any
 
 import uvicorn
 from pydantic import BaseModel
@@ -29,7 +30,7 @@ def _ran(name: str) -> None:
     print(f"TOOL {name}", flush=True)
 
 
-def build(sdk: str, idle_timeout: float | None):  # noqa: ANN201 - the app type differs per SDK
+def build(sdk: str, idle_timeout: float | None) -> Any:
     if sdk == "fastmcp":
         from fastmcp import Context, FastMCP
 
