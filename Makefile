@@ -7,7 +7,7 @@ NODE_PREFIX := .devstack/node
 AZURITE := $(NODE_PREFIX)/node_modules/.bin/azurite-blob
 AZURITE_VERSION := 3.37.0
 
-.PHONY: install run test lint bench clean
+.PHONY: install peers run test conformance lint bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,12 +21,21 @@ $(AZURITE):
 
 install: $(STAMP) $(AZURITE)
 
+# Third-party MCP servers for the conformance matrix, pinned, each in its own npm folder or venv
+# under .cache/conformance (docs/conformance.md). Idempotent: a peer whose stamp matches its lock is skipped.
+peers: $(STAMP)
+	$(PY) -m tests.conformance.install
+
 run: install
 	$(PY) -m devstack.run
 
-test: install
+test: install peers
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q
+
+# Only the conformance matrix (peer × scenario), printed as a table at the end; under 2 minutes warm.
+conformance: install peers
+	$(PY) -m pytest -q tests/conformance
 
 # The bridge side by side with a raw mcp.Client on loopback, about 2-3 minutes (README "Performance").
 # Uses wrk for the HTTP section when installed (apt-get install wrk), else an httpx2 load loop.
@@ -38,4 +47,4 @@ lint: install
 	$(PY) -m ruff format --check .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .cache/conformance

@@ -20,7 +20,7 @@ from mcp_bridge.settings import reset_settings
 
 from .install import installed
 from .matrix import Cell, Run, render, save
-from .peers import PEERS, SCENARIOS, Peer
+from .peers import PEERS, RUN_ORDER, SCENARIOS, Peer
 from .running import PeerRun
 
 RUN = Run()
@@ -45,7 +45,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     if not ours:
         return
     position = {id(item): n for n, item in enumerate(items)}
-    ours.sort(key=lambda i: (PEERS.index(_peer_of(i)), SCENARIOS.index(_scenario(i)), position[id(i)]))
+    ours.sort(key=lambda i: (PEERS.index(_peer_of(i)), RUN_ORDER.index(_scenario(i)), position[id(i)]))
     chosen = {id(item) for item in ours}
     items[:] = [item for item in items if id(item) not in chosen] + ours
 

@@ -47,9 +47,14 @@ class _UpstreamGone(Exception):
 class FrontEnd:
     """`await FrontEnd(upstream_port).start()`; point the bridge at `.url + "/mcp"`."""
 
-    def __init__(self, upstream_port: int, *, dead_answer: DeadAnswer = 502) -> None:
+    def __init__(
+        self, upstream_port: int, *, dead_answer: DeadAnswer = 502, refuse_get: bool = False
+    ) -> None:
         self.upstream_port = upstream_port
         self.dead_answer: DeadAnswer = dead_answer
+        # A request/response gateway that does not carry the optional GET event stream (405), as
+        # the MCP spec allows a server to do. Without that stream a session can go idle.
+        self.refuse_get = refuse_get
         self.counters = Counters()
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.StreamWriter] = set()
@@ -104,6 +109,12 @@ class FrontEnd:
         method, headers = _parse_head(head)
         body = await _read_body(reader, headers)
         self._count(method, body)
+        if self.refuse_get and method == "GET":
+            writer.write(
+                b"HTTP/1.1 405 Method Not Allowed\r\nallow: POST, DELETE\r\ncontent-length: 0\r\n\r\n"
+            )
+            await writer.drain()
+            return True
         try:
             upstream = await asyncio.open_connection("127.0.0.1", self.upstream_port, limit=_MAX_HEAD)
         except OSError:

@@ -24,6 +24,8 @@ from pathlib import Path
 from tests.conformance.peers import CACHE, LOCKS, PEERS, Peer
 
 STAMP = ".installed"
+RECIPE = "2"
+"""Part of every stamp: bump it when the install steps change, so every peer is reinstalled."""
 _NPM_FILES = ("package.json", "package-lock.json")
 _PY_FILES = ("requirements.txt",)
 
@@ -33,7 +35,7 @@ class InstallError(RuntimeError):
 
 
 def _fingerprint(peer: Peer) -> str:
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(RECIPE.encode())
     for name in _NPM_FILES if peer.kind == "npm" else _PY_FILES:
         digest.update((LOCKS / peer.name / name).read_bytes())
     digest.update(f"{sys.version_info[:2]}".encode() if peer.kind == "python" else _node_major().encode())
@@ -79,11 +81,12 @@ def _install_python(peer: Peer) -> str:
     # The venv's own interpreter, not the bridge's venv: uv resolves it to the base Python.
     _run([uv, "venv", "--quiet", "--python", sys.executable, str(venv)], cwd=peer.folder)
     lock = LOCKS / peer.name / "requirements.txt"
-    _run([uv, "pip", "sync", "--quiet", "--python", str(venv / "bin" / "python"), str(lock)], cwd=peer.folder)
+    # Compiled now: PYTHONDONTWRITEBYTECODE may be set, and then every start would compile mcp again
+    # (5 s of a peer's start-up on a busy machine instead of 1).
+    python = str(venv / "bin" / "python")
+    _run([uv, "pip", "sync", "--quiet", "--compile-bytecode", "--python", python, str(lock)], cwd=peer.folder)
     probe = f"import importlib.metadata as m; print(m.version({peer.package!r}))"
-    out = subprocess.run(
-        [str(venv / "bin" / "python"), "-c", probe], capture_output=True, text=True, check=True
-    ).stdout
+    out = subprocess.run([python, "-c", probe], capture_output=True, text=True, check=True).stdout
     return out.strip()
 
 

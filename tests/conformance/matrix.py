@@ -35,12 +35,17 @@ class Cell:
         """A measured fact worth showing under the table (counts, timings)."""
         self.details.append(text)
 
+    def not_applicable(self, reason: str) -> None:
+        """Found at run time (e.g. the protocol the bridge negotiated); the test still asserts what it can."""
+        self.status = NOT_APPLICABLE
+        self.details.append(reason)
+
     def finish(self, *, passed: bool, reason: str | None = None) -> None:
         if not passed:
             self.status = FAIL
             if reason:
                 self.details.append(reason)
-        elif self.status != FAIL:
+        elif self.status not in (FAIL, NOT_APPLICABLE):
             self.status = PASS
 
 

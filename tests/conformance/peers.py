@@ -233,6 +233,18 @@ SCENARIOS = (
 )
 
 
+RUN_ORDER = (
+    "basic calls",
+    "restart",
+    "idle expiry",
+    "failover",
+    "server requests",
+    "progress",
+    "front end",
+)
+"""The order a peer's scenarios run in: the front end leaves the first region dead, so it goes last."""
+
+
 def peers_for(scenario: str) -> list[Peer]:
     """The peers that take part in `scenario` (the others show n/a with their reason)."""
     return [peer for peer in PEERS if scenario not in peer.not_applicable]

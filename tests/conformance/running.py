@@ -74,6 +74,10 @@ class PeerRun:
         """Runs of `tool` that our peer scripts printed; 0 for peers that print none."""
         return log_count(process, f"TOOL {tool}\n")
 
+    def expirations(self, process: ManagedProcess) -> int:
+        """Idle sessions the peer logged as expired (mcp's session manager: "Session <id> idle timeout")."""
+        return log_count(process, "idle timeout")
+
     def stop(self) -> None:
         for process in self._processes.values():
             try:

@@ -69,7 +69,8 @@ def build(sdk: str, idle_timeout: float | None) -> Any:
     async def count(n: int, ctx: Context) -> str:
         """Counts to `n`, reporting progress (when the client sent a token) and a log line per step."""
         _ran("count")
-        token = ctx.request_context.meta.progressToken if ctx.request_context.meta else None
+        meta = ctx.request_context.meta  # an object in mcp 1.x, a dict in mcp 2.x (fastmcp)
+        token = meta.get("progressToken") if isinstance(meta, dict) else getattr(meta, "progressToken", None)
         print(f"PROGRESS_TOKEN {'yes' if token is not None else 'no'}", flush=True)
         for step in range(1, n + 1):
             await ctx.report_progress(step, n, f"step {step} of {n}")
@@ -90,7 +91,10 @@ def main() -> None:
     args = parser.parse_args()
     app = build(args.sdk, args.idle_timeout)
     print(f"python peer ({args.sdk}) on 127.0.0.1:{args.port}", file=sys.stderr, flush=True)
-    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="info", access_log=True)
+    # A short graceful shutdown: an open GET event stream would otherwise hold a restart up.
+    uvicorn.run(
+        app, host="127.0.0.1", port=args.port, log_level="info", access_log=True, timeout_graceful_shutdown=1
+    )
 
 
 if __name__ == "__main__":
