@@ -24,7 +24,7 @@ from pathlib import Path
 from tests.conformance.peers import CACHE, LOCKS, PEERS, Peer
 
 STAMP = ".installed"
-RECIPE = "2"
+RECIPE = "3"
 """Part of every stamp: bump it when the install steps change, so every peer is reinstalled."""
 _NPM_FILES = ("package.json", "package-lock.json")
 _PY_FILES = ("requirements.txt",)
@@ -81,10 +81,10 @@ def _install_python(peer: Peer) -> str:
     # The venv's own interpreter, not the bridge's venv: uv resolves it to the base Python.
     _run([uv, "venv", "--quiet", "--python", sys.executable, str(venv)], cwd=peer.folder)
     lock = LOCKS / peer.name / "requirements.txt"
-    # Compiled now: PYTHONDONTWRITEBYTECODE may be set, and then every start would compile mcp again
-    # (5 s of a peer's start-up on a busy machine instead of 1).
+    # Not byte-compiled here (16 s for fastmcp's tree): a peer's first start writes the .pyc files
+    # of the modules it imports (peers.Peer.process lifts PYTHONDONTWRITEBYTECODE for that).
     python = str(venv / "bin" / "python")
-    _run([uv, "pip", "sync", "--quiet", "--compile-bytecode", "--python", python, str(lock)], cwd=peer.folder)
+    _run([uv, "pip", "sync", "--quiet", "--python", python, str(lock)], cwd=peer.folder)
     probe = f"import importlib.metadata as m; print(m.version({peer.package!r}))"
     out = subprocess.run([python, "-c", probe], capture_output=True, text=True, check=True).stdout
     return out.strip()

@@ -116,7 +116,8 @@ class Peer:
             log_path=log_dir / f"{self.name}-{role}-{region}.log",
             ready_path="/mcp",
             ready_statuses=READY_STATUSES,
-            env={**env, "NODE_ENV": "production"},
+            # Python peers cache their bytecode (the venv is installed without it); Node needs nothing.
+            env={**env, "NODE_ENV": "production", "PYTHONDONTWRITEBYTECODE": ""},
             cwd=self.folder,
         )
 

@@ -39,8 +39,8 @@ async def _warm_then_kill(peer, bridge, functions, answer: DeadAnswer) -> FrontE
     await bridge(front.url + "/mcp", peer.url(second))
     warm = await call(functions, spec.read_only)
     assert warm.status == 200 and warm.json["endpoint"] == front.url + "/mcp", warm.body
-    first.kill()
     front.reset_counters()
+    first.kill()
     return front
 
 
