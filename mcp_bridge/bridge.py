@@ -27,6 +27,7 @@ from .probe import probe_interval_seconds
 from .problems import (
     DeadlineExceeded,
     IdentityUnavailable,
+    InputRequired,
     InvalidArguments,
     OutcomeUnknown,
     Problem,
@@ -50,6 +51,10 @@ if TYPE_CHECKING:
 _LOGGER = logging.getLogger(__name__)
 
 _MAX_UPSTREAM_MESSAGE = 300
+_CREDENTIALS_REFUSED = (
+    "the Scheduler at {url} refused the bridge's credentials (HTTP 401) even after a token refresh: "
+    "check the app role or API key the Scheduler expects"
+)
 _AMBIGUOUS_STATUSES = (SYNTHETIC_STATUS, 502, 503, 504)
 _T = TypeVar("_T")
 
@@ -87,9 +92,12 @@ class Attempt:
 class _Retryable(Exception):
     """Failed in a way that is safe to repeat (on the next endpoint, or the same after a wait)."""
 
-    def __init__(self, problem: Problem, *, retry_after: float | None = None, free: bool = False) -> None:
+    def __init__(
+        self, problem: Problem, *, cause: str, retry_after: float | None = None, free: bool = False
+    ) -> None:
         super().__init__(problem.detail)
         self.problem = problem
+        self.cause = cause  # this attempt's own cause, for its log line and the problem's `attempts`
         self.retry_after = retry_after
         # Nothing reached a server (connection refused, address refused): moving on adds no load
         # to the failing region, so it does not spend the retry budget.
@@ -250,39 +258,72 @@ class SchedulerBridge:
         order, panic = self.health.order()
         if panic:
             _LOGGER.warning("No endpoint is healthy; trying all of them in priority order")
-        self.budget.record_request()
         loop = asyncio.get_running_loop()
-        for number in range(1, retry.MAX_ATTEMPTS + 1):
-            url = order[(number - 1) % len(order)]
-            last_chance = number == retry.MAX_ATTEMPTS
-            attempt = Attempt(self.sessions[url], number, deadline, last_chance)
-            try:
-                result = await op(attempt)
-            except _Retryable as failure:
-                self.health.record_call(url, ok=False)
-                next_url = order[number % len(order)]
-                wait = retry.wait_before(
-                    number,
-                    retry_after=failure.retry_after if next_url == url else None,
-                    remaining=deadline - loop.time(),
-                )
-                if last_chance or wait is None or not (failure.free or self.budget.try_spend()):
-                    raise failure.problem from None
-                _LOGGER.warning(
-                    "Attempt %d at %s failed safely (%s); retrying", number, url, printable(failure)
-                )
-                if next_url != url:
-                    telemetry.record_failover(
-                        scope="call", from_endpoint=url, to_endpoint=next_url, reason=failure.problem.slug
-                    )
-                await retry.sleep(wait)
-                continue
-            except (UpstreamFailed, Unavailable) as problem:
-                if not isinstance(problem, IdentityUnavailable):
+        tried: set[str] = set()
+        causes: list[dict[str, str]] = []
+        budget = self.budget
+        budget.begin_request()
+        holding_retry = False
+        try:
+            for number in range(1, retry.MAX_ATTEMPTS + 1):
+                url = order[(number - 1) % len(order)]
+                tried.add(url)
+                last_chance = number == retry.MAX_ATTEMPTS
+                attempt = Attempt(self.sessions[url], number, deadline, last_chance)
+                try:
+                    result = await op(attempt)
+                except _Retryable as failure:
                     self.health.record_call(url, ok=False)
-                raise
-            self.health.record_call(url, ok=True)
-            return result
+                    causes.append({"endpoint": url, "cause": failure.cause})
+                    if holding_retry:
+                        budget.end_retry()
+                        holding_retry = False
+                    next_url = order[number % len(order)]
+                    # A move to a healthy region this call has not tried is a failover, not a
+                    # repeat: it adds no load to the failing region, so it neither waits nor spends
+                    # the budget (see `retry.RetryBudget`).
+                    moving = next_url not in tried and not panic
+                    wait = (
+                        0.0
+                        if moving
+                        else retry.wait_before(
+                            number,
+                            retry_after=failure.retry_after if next_url == url else None,
+                            remaining=deadline - loop.time(),
+                        )
+                    )
+                    if last_chance or wait is None:
+                        raise _with_attempts(failure.problem, causes) from None
+                    if not (failure.free or moving):
+                        if not budget.try_begin_retry():
+                            _LOGGER.warning(
+                                "Attempt %d at %s failed (%s); the retry budget is spent",
+                                number, url, failure.cause,
+                            )  # fmt: skip
+                            raise _with_attempts(failure.problem, causes) from None
+                        holding_retry = True
+                    _LOGGER.warning(
+                        "Attempt %d at %s failed (%s); retrying at %s", number, url, failure.cause, next_url
+                    )
+                    if next_url != url:
+                        telemetry.record_failover(
+                            scope="call", from_endpoint=url, to_endpoint=next_url, reason=failure.problem.slug
+                        )
+                    if wait:
+                        await retry.sleep(wait)
+                    continue
+                except (UpstreamFailed, Unavailable) as problem:
+                    if not isinstance(problem, IdentityUnavailable):
+                        self.health.record_call(url, ok=False)
+                    if causes:
+                        raise _with_attempts(problem, causes) from None
+                    raise
+                self.health.record_call(url, ok=True)
+                return result
+        finally:
+            if holding_retry:
+                budget.end_retry()
+            budget.end_request()
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _call_on(self, attempt: Attempt, name: str, arguments: dict[str, Any]) -> types.CallToolResult:
@@ -304,6 +345,8 @@ class SchedulerBridge:
         client = await self._client(attempt)
         limit = attempt.limit(splittable=tool.idempotent)
         result, trace = await _traced(client.call_tool(name, arguments), limit)
+        if trace.input_requested is not None:
+            raise _input_required(name, session.url, trace.input_requested)
         if isinstance(result, types.CallToolResult):
             return result
         if trace.session_lost or session.was_lost(client):
@@ -314,6 +357,8 @@ class SchedulerBridge:
             result, trace = await _traced(
                 client.call_tool(name, arguments), attempt.limit(splittable=tool.idempotent)
             )
+            if trace.input_requested is not None:
+                raise _input_required(name, session.url, trace.input_requested)
             if isinstance(result, types.CallToolResult):
                 return result
         raise self._failure(result, trace, session, tool)
@@ -335,7 +380,9 @@ class SchedulerBridge:
             if not scope.expired():
                 raise
             # Opening a session runs no tool, so giving up on a slow one is always safe.
-            raise _Retryable(Unavailable(f"opening a session with {session.url} timed out")) from None
+            raise _Retryable(
+                Unavailable(f"opening a session with {session.url} timed out"), cause="session open timed out"
+            ) from None
 
     async def _reconnect(self, session: UpstreamSession, stale: Client) -> Client:
         try:
@@ -357,29 +404,44 @@ class SchedulerBridge:
         except TimeoutError:
             if not scope.expired():
                 raise
-            raise _Retryable(UpstreamFailed(f"listing tools at {session.url} timed out")) from None
+            raise _Retryable(
+                UpstreamFailed(f"listing tools at {session.url} timed out"), cause="tools/list timed out"
+            ) from None
         except (MCPError, httpx2.HTTPError, RuntimeError, ValueError) as exc:
             # tools/list is read-only: any failure is safe to repeat on the next endpoint.
             raise _Retryable(
-                UpstreamFailed(f"listing tools at {session.url} failed ({type(exc).__name__})")
+                UpstreamFailed(f"listing tools at {session.url} failed ({type(exc).__name__})"),
+                cause=f"tools/list failed: {type(exc).__name__}",
             ) from None
 
     def _connect_failure(self, failure: ConnectFailed) -> Problem | _Retryable:
-        trace = failure.trace
+        trace, url = failure.trace, failure.url
         if trace.identity_error is not None:
             return _as_problem(trace.identity_error)
         if trace.unauthorized_after_refresh or 401 in trace.statuses:
-            return UpstreamFailed(
-                "the Scheduler rejected the bridge's credentials (401) even after a refresh",
-                endpoint=failure.url,
-            )
+            return UpstreamFailed(_CREDENTIALS_REFUSED.format(url=url), endpoint=url)
+        cause = wire_cause(trace, failure.cause_name)
+        # Opening a session runs no tool, so any failure below is safe to repeat elsewhere; when no
+        # endpoint is left, the caller learns what went wrong here rather than "unreachable".
         if trace.failure in REFUSED:
-            # Opening a session runs no tool: safe to try the next endpoint, and if none is left
-            # the caller learns what was refused rather than "unreachable".
-            return _Retryable(self._refused(trace, failure.url, running=None), free=True)
-        # Opening a session runs no tool, so any failure here is safe to repeat elsewhere.
+            return _Retryable(self._refused(trace, url, running=None), cause=cause, free=True)
+        if trace.failure == "tls":
+            problem: Problem = Unavailable(
+                f"the TLS handshake with {url} failed: the endpoint may not serve https on that port "
+                "(an https:// URL on a plain-HTTP port?), or its certificate is not trusted",
+                endpoint=url,
+            )
+            return _Retryable(problem, cause=cause, free=True)
+        if trace.statuses and trace.last_status == 404 and not trace.session_lost:
+            problem = UpstreamFailed(
+                f"the endpoint {url} answered HTTP 404 to the MCP handshake, with no session involved: "
+                "its URL path is probably wrong (check SCHEDULER_ENDPOINTS; MCP servers commonly serve /mcp)",
+                endpoint=url,
+            )
+            return _Retryable(problem, cause=cause, free=True)
         return _Retryable(
-            Unavailable(f"no Scheduler endpoint is reachable (last tried: {failure.url})"),
+            Unavailable(f"no Scheduler endpoint is reachable (last tried: {url}: {cause})"),
+            cause=cause,
             retry_after=trace.retry_after,
             free=trace.never_sent,
         )
@@ -391,11 +453,10 @@ class SchedulerBridge:
         if trace.identity_error is not None:
             return _as_problem(trace.identity_error)
         if trace.unauthorized_after_refresh or trace.last_status == 401:
-            return UpstreamFailed(
-                "the Scheduler rejected the bridge's credentials (401) even after a refresh", endpoint=url
-            )
+            return UpstreamFailed(_CREDENTIALS_REFUSED.format(url=url), endpoint=url)
+        cause = wire_cause(trace, error)
         if trace.failure == "address_refused":
-            return _Retryable(self._refused(trace, url, running=tool), free=True)  # nothing was sent
+            return _Retryable(self._refused(trace, url, running=tool), cause=cause, free=True)  # not sent
         if trace.failure in REFUSED:
             # Deterministic answers the bridge refused to act on: another region would send the same
             # oversized answer (shared data) or the same redirect (shared configuration), and for a
@@ -403,7 +464,18 @@ class SchedulerBridge:
             return self._refused(trace, url, running=tool)
         if trace.never_sent:
             return _Retryable(
-                Unavailable(f"no Scheduler endpoint is reachable (last tried: {url})"), free=True
+                Unavailable(f"no Scheduler endpoint is reachable (last tried: {url}: {cause})"),
+                cause=cause,
+                free=True,
+            )
+        if trace.session_lost:
+            # Lost again on the fresh session: still refused before anything ran.
+            return _Retryable(
+                UpstreamFailed(
+                    f"the Scheduler at {url} refused the request on a fresh session too ({cause})",
+                    endpoint=url,
+                ),
+                cause=cause,
             )
         ambiguous = (
             isinstance(error, TimeoutError)
@@ -418,7 +490,7 @@ class SchedulerBridge:
                     )
                 else:
                     problem = UpstreamFailed(f"the Scheduler at {url} failed mid-call", endpoint=url)
-                return _Retryable(problem, retry_after=trace.retry_after)
+                return _Retryable(problem, cause=cause, retry_after=trace.retry_after)
             return OutcomeUnknown(
                 f"the call to {tool.tool.name!r} failed after it reached the Scheduler at {url}; "
                 "the outcome at the Scheduler is unknown, and the call was not repeated because the "
@@ -470,6 +542,7 @@ async def _traced(call: Awaitable[Any], limit: float | None) -> tuple[Any, WireT
     token = current_trace.set(trace)
     try:
         async with asyncio.timeout(limit) as scope:
+            trace.call_scope = scope
             return await call, trace
     except TimeoutError as exc:
         if not scope.expired():
@@ -479,6 +552,55 @@ async def _traced(call: Awaitable[Any], limit: float | None) -> tuple[Any, WireT
         return exc, trace
     finally:
         current_trace.reset(token)
+
+
+_CAUSES: dict[str, str] = {
+    "connect": "connection refused",
+    "connect_timeout": "connect timed out",
+    "pool_timeout": "no pooled connection free in time",
+    "write_timeout": "sending timed out",
+    "read_timeout": "no answer in time",
+    "read_error": "connection reset mid-answer",
+    "protocol": "malformed HTTP answer",
+    "too_large": "answer over MAX_UPSTREAM_RESPONSE_BYTES",
+    "redirect": "redirect refused",
+    "address_refused": "address refused by the endpoint policy",
+    "tls": "TLS handshake failed",
+}
+
+
+def wire_cause(trace: WireTrace, error: BaseException | str | None) -> str:
+    """One attempt's own cause in a few words, from what the wire saw; never upstream text."""
+    if trace.failure is not None:
+        return _CAUSES[trace.failure]
+    if trace.session_lost:
+        return f"session lost (HTTP {trace.last_status})"
+    if trace.last_status is not None and trace.last_status >= 400:
+        return f"HTTP {trace.last_status}"
+    if isinstance(error, TimeoutError):
+        return "timed out"
+    if isinstance(error, MCPError):
+        return f"JSON-RPC error {error.error.code}"
+    if isinstance(error, str):
+        return error
+    return type(error).__name__ if error is not None else "failed"
+
+
+def _input_required(tool: str, url: str, what: str) -> InputRequired:
+    return InputRequired(
+        f"the tool {tool!r} asked for input during the call ({printable(what)}); the bridge has no user to "
+        "ask and refused, so the call did not complete: call a tool that needs no interaction, or pass "
+        "what it asks for as arguments",
+        tool=tool,
+        endpoint=url,
+        server_message=printable(what),
+    )
+
+
+def _with_attempts(problem: Problem, causes: list[dict[str, str]]) -> Problem:
+    """Name each failed attempt's endpoint and cause: "unreachable" alone tells an operator nothing."""
+    problem.extensions["attempts"] = list(causes)
+    return problem
 
 
 def _as_problem(error: BaseException) -> Problem:

@@ -76,6 +76,13 @@ class SettingProblem(_Body):
     problem: str
 
 
+class AttemptCause(_Body):
+    """One failed attempt: where, and what went wrong there, in a few words."""
+
+    endpoint: str
+    cause: str
+
+
 class ProblemDetails(_Body):
     """An RFC 9457 problem (`application/problem+json`). Members beyond the standard five depend
     on the `type`; unknown members may appear and should be ignored."""
@@ -97,6 +104,12 @@ class ProblemDetails(_Body):
     )
     timeout_seconds: int | float | None = Field(default=None, description="With deadline-exceeded.")
     jsonrpc_code: int | None = Field(default=None, description="With upstream-error from a JSON-RPC error.")
+    server_message: str | None = Field(
+        default=None, description="With input-required: what the Scheduler asked for, in its words."
+    )
+    attempts: list[AttemptCause] | None = Field(
+        default=None, description="With 502/503 after failed attempts: each attempt's endpoint and cause."
+    )
 
     @classmethod
     def render(cls, body: dict[str, Any]) -> str:

@@ -89,6 +89,12 @@ class ToolFailed(Problem):
     title = "The tool reported an error"
 
 
+class InputRequired(Problem):
+    status = 422
+    slug = "input-required"
+    title = "The tool asked for input the bridge cannot give"
+
+
 class UpstreamFailed(Problem):
     status = 502
     slug = "upstream-error"

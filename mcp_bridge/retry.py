@@ -12,15 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
-from collections import deque
 
 MAX_ATTEMPTS = 3
 BACKOFF_BASE_SECONDS = 0.1
 BACKOFF_CAP_SECONDS = 2.0
 BUDGET_RATIO = 0.2
 BUDGET_MINIMUM = 3
-BUDGET_WINDOW_SECONDS = 10.0
 
 _testing = False
 waits_requested: list[float] = []
@@ -62,39 +59,36 @@ async def sleep(seconds: float) -> None:
 
 
 class RetryBudget:
-    """Retries may be at most 20 % of requests over a sliding window (at least 3), so a total
-    outage costs the Scheduler about 1.2× the traffic instead of 3×."""
+    """Envoy's retry budget: retries in flight may be at most 20 % of requests in flight, and
+    always at least 3.
 
-    def __init__(
-        self,
-        *,
-        ratio: float = BUDGET_RATIO,
-        minimum: int = BUDGET_MINIMUM,
-        window: float = BUDGET_WINDOW_SECONDS,
-    ) -> None:
+    It protects a failing region from extra load: it is spent only by an attempt that goes back to
+    a region this call already tried (the wrap-around of a total outage, or a single region) or to
+    a region that is itself unhealthy. A move to a healthy region the call has not tried yet adds no
+    load to the failing one and is never refused: a budget must not turn a region's death into
+    failed calls while another region is fine. Counting what is *in flight* rather than a window of
+    past requests means a sequential caller can always retry once, and 100 concurrent callers get
+    20 concurrent retries, not 3 per 10 s.
+    """
+
+    def __init__(self, *, ratio: float = BUDGET_RATIO, minimum: int = BUDGET_MINIMUM) -> None:
         self._ratio = ratio
         self._minimum = minimum
-        self._window = window
-        self._requests: deque[float] = deque()
-        self._retries: deque[float] = deque()
+        self.requests_in_flight = 0
+        self.retries_in_flight = 0
 
-    def record_request(self) -> None:
-        now = time.monotonic()
-        self._requests.append(now)
-        # Trimmed on every request, not only when a retry asks: while nothing fails, nothing else
-        # would, and the window would keep one entry per request for the life of the worker.
-        self._forget_old(self._requests, now)
+    def begin_request(self) -> None:
+        self.requests_in_flight += 1
 
-    def try_spend(self) -> bool:
-        """Take one retry from the budget; False when it is used up."""
-        now = time.monotonic()
-        for events in (self._requests, self._retries):
-            self._forget_old(events, now)
-        if len(self._retries) >= max(self._minimum, self._ratio * len(self._requests)):
+    def end_request(self) -> None:
+        self.requests_in_flight -= 1
+
+    def try_begin_retry(self) -> bool:
+        """Take one retry from the budget until `end_retry`; False when it is used up."""
+        if self.retries_in_flight >= max(self._minimum, self._ratio * self.requests_in_flight):
             return False
-        self._retries.append(now)
+        self.retries_in_flight += 1
         return True
 
-    def _forget_old(self, events: deque[float], now: float) -> None:
-        while events and now - events[0] > self._window:
-            events.popleft()
+    def end_retry(self) -> None:
+        self.retries_in_flight -= 1

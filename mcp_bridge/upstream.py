@@ -14,6 +14,7 @@ import contextvars
 import logging
 import time
 from collections import deque
+from typing import Any
 
 import anyio
 import httpx2
@@ -176,6 +177,7 @@ class UpstreamSession:
                 client_info=CLIENT_INFO,
                 message_handler=self._on_message,
             ) as client:
+                refuse_input_requests(client)
                 self._generation += 1
                 self.connections_opened += 1
                 self.protocol_version = client.protocol_version
@@ -286,6 +288,54 @@ class UpstreamSession:
             if cursor is None:
                 break
         return tools, ttl_hint
+
+
+INPUT_REFUSAL_GRACE_SECONDS = 0.5
+"""After refusing a server's request for input, how long the call may still take to end."""
+
+
+def refuse_input_requests(client: Client) -> None:
+    """Answer every request a server makes of the client (elicitation, sampling, roots) with a
+    prompt refusal, and mark the call it belongs to.
+
+    The bridge declares none of these capabilities (there is no user behind an HTTP call), so the
+    SDK's own callbacks stay in place and nothing is advertised. Servers may still ask, during a
+    handshake-era call or inside a 2026-07-28 `InputRequiredResult`. Both arrive through
+    `dispatch_input_request`, in the context of the call that caused them, so the call's
+    `WireTrace` records what the server wanted, and its time limit is cut to a short grace: the
+    caller learns `422 input-required` within a second even from a server that then waits forever.
+    """
+    session = client.session
+    dispatch = session.dispatch_input_request
+
+    async def refusing(ctx: Any, request: types.InputRequest) -> types.InputResponse | types.ErrorData:
+        trace = current_trace.get()
+        what = _describe_input_request(request)
+        if trace is not None and trace.input_requested is None:
+            trace.input_requested = what
+            if trace.call_scope is not None:
+                loop = asyncio.get_running_loop()
+                when = loop.time() + INPUT_REFUSAL_GRACE_SECONDS
+                current = trace.call_scope.when()
+                if current is None or current > when:
+                    trace.call_scope.reschedule(when)
+        _LOGGER.info("Refused a server request for input (%s)", request.method)
+        return types.ErrorData(
+            code=types.INVALID_REQUEST,
+            message=f"{CLIENT_INFO.name} cannot answer {request.method}: it bridges HTTP and has no user",
+        )
+
+    del dispatch  # the SDK's own dispatch would only reach its default refusals
+    session.dispatch_input_request = refusing  # type: ignore[method-assign]
+
+
+def _describe_input_request(request: types.InputRequest) -> str:
+    if isinstance(request, types.ElicitRequest):
+        message = getattr(request.params, "message", None) or "the server asked for input"
+        return str(message)[:300]
+    if isinstance(request, types.CreateMessageRequest):
+        return "the server asked the client for an LLM completion (sampling)"
+    return "the server asked for the client's roots"
 
 
 def _cancel_if_pending(ready: asyncio.Future[Client], owner: asyncio.Task[None]) -> None:

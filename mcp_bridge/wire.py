@@ -18,6 +18,7 @@ followed Location or an unbounded buffer.
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import logging
 import re
@@ -74,6 +75,8 @@ class WireTrace:
     input_requested: str | None = None
     """What the server asked of the client during this call (elicitation, sampling, roots), in
     the server's own words; the bridge refuses every such request (see `upstream.session`)."""
+    call_scope: asyncio.Timeout | None = None
+    """The time limit of the call this trace belongs to, so a refusal can shorten it."""
 
     @property
     def last_status(self) -> int | None:

@@ -1,0 +1,1 @@
+"""Small MCP servers for behaviours the devstack Scheduler has no reason to show."""
