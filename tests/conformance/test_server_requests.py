@@ -1,5 +1,8 @@
 """Server requests: a tool asks the client for input (elicitation) during the call.
 
+On handshake-era sessions the server sends an `elicitation/create` request; on 2026-07-28 ones
+(fastmcp) the tool returns an `InputRequiredResult`, which has no server-to-client request.
+
 The bridge declares no elicitation capability and has no one to ask. The server must get a
 prompt refusal, the caller a documented `422 input-required` problem carrying the server's
 message within a second, and the session must keep working for the next call.
@@ -41,4 +44,8 @@ async def test_an_eliciting_tool_answers_422_input_required_promptly(peer, cell,
     after = await call(functions, spec.with_schema)
     assert after.status == 200, after.body
     assert session.connections_opened == opened, "the session was reopened after the server's request"
-    cell.note(f"422 input-required in {elapsed * 1000:.0f} ms; the next call on the same session ok")
+    how = "InputRequiredResult" if session.protocol_version == "2026-07-28" else "elicitation/create request"
+    cell.note(
+        f"{how} ({session.protocol_version}): 422 input-required in {elapsed * 1000:.0f} ms; "
+        "the next call on the same session ok"
+    )

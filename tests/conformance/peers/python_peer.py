@@ -33,6 +33,8 @@ def _ran(name: str) -> None:
 def build(sdk: str, idle_timeout: float | None) -> Any:
     if sdk == "fastmcp":
         from fastmcp import Context, FastMCP
+        from mcp_types import ElicitRequest, ElicitRequestFormParams, InputRequiredResult
+        from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
         server = FastMCP("conformance-peer")
         read_only: dict = {"annotations": {"readOnlyHint": True}}
@@ -59,10 +61,20 @@ def build(sdk: str, idle_timeout: float | None) -> Any:
         return a + b
 
     @server.tool()
-    async def confirm(item: str, ctx: Context) -> str:
+    async def confirm(item: str, ctx: Context):  # a str, or (fastmcp, 2026-07-28) an InputRequiredResult
         """Asks the client to confirm (elicitation) before answering."""
         _ran("confirm")
-        answer = await ctx.elicit(f"{ELICIT_MESSAGE} {item}?", **elicit_kwargs)
+        message = f"{ELICIT_MESSAGE} {item}?"
+        if sdk == "fastmcp" and ctx.request_context.protocol_version in MODERN_PROTOCOL_VERSIONS:
+            # 2026-07-28 has no server-to-client requests: fastmcp's way to ask is to return an
+            # InputRequiredResult and read the answer from the client's retry (SEP-2322).
+            answers = ctx.input_responses
+            if not answers:
+                schema = Confirmation.model_json_schema()
+                params = ElicitRequestFormParams(message=message, requested_schema=schema)
+                return InputRequiredResult(input_requests={"confirm": ElicitRequest(params=params)})
+            return f"{item}: {answers['confirm'].action}"
+        answer = await ctx.elicit(message, **elicit_kwargs)
         return f"{item}: {answer.action}"
 
     @server.tool(**read_only)
