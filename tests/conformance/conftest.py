@@ -91,6 +91,7 @@ def peer(request: pytest.FixtureRequest, peer_logs: Path) -> Iterator[PeerRun]:
     )
     run = PeerRun(spec, peer_logs)
     try:
+        run.start_all()
         yield run
     finally:
         run.stop()

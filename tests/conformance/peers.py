@@ -27,6 +27,9 @@ LOOPBACK_PRELOAD = PEER_FILES / "loopback.cjs"
 PYTHON_PEER = PEER_FILES / "python_peer.py"
 NODE_PEER = PEER_FILES / "node_peer.mjs"
 
+IDLE_TIMEOUT_SECONDS = 1.0
+"""The idle-expiry scenario's session timeout, for the peers that can be given one."""
+
 READY_STATUSES = tuple(range(200, 500))
 """A peer is up once `GET /mcp` gets any HTTP answer: without a session most refuse the GET."""
 

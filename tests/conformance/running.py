@@ -1,7 +1,9 @@
-"""One peer's processes during its scenarios: two regions and, for some peers, a progress server.
+"""One peer's processes during its scenarios: two regions and, for some peers, a region that
+expires idle sessions and a progress server.
 
-Started on first use and kept across the peer's scenarios (the conftest runs one peer's tests
-together, then stops it), so each peer pays its start-up once, plus the restarts its scenarios ask for.
+All are started together when the peer's first scenario begins and kept across its scenarios (the
+conftest runs one peer's tests together, then stops them), so each peer pays its start-up once,
+plus the restarts its scenarios ask for.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Literal
 
 from devstack.processes import ManagedProcess
 
-from .peers import Peer, log_count, mcp_url
+from .peers import IDLE_TIMEOUT_SECONDS, Peer, log_count, mcp_url
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -26,13 +28,38 @@ class PeerRun:
         self.log_dir = log_dir
         self._processes: dict[str, ManagedProcess] = {}
 
+    def start_all(self) -> None:
+        """Every process this peer's scenarios use, started together: one wait instead of four."""
+        keys = ["a", "b", "c"]  # "c" stands in front of a second dead front end (test_front_end)
+        if self.peer.idle_timeout:
+            keys.append("idle")
+        if self.peer.progress_server:
+            keys.append("progress")
+        self._running(*keys)
+
     def regions(self, *names: str) -> list[ManagedProcess]:
-        """The named regions of this peer, running (started together, then waited for)."""
+        """The named regions ("a", "b", "c") of this peer, running; a killed one is started again."""
+        return self._running(*names)
+
+    def region(self, name: str = "a") -> ManagedProcess:
+        return self._running(name)[0]
+
+    def special(self, role: Literal["progress", "idle"]) -> ManagedProcess:
+        """The progress server (a second process of the same SDK), or a region that expires idle
+        sessions after `IDLE_TIMEOUT_SECONDS`."""
+        return self._running(role)[0]
+
+    def _running(self, *keys: str) -> list[ManagedProcess]:
         fresh = []
-        for name in names:
-            process = self._processes.get(name)
+        for key in keys:
+            process = self._processes.get(key)
             if process is None:
-                process = self._processes[name] = self.peer.process(self.log_dir, region=name)
+                process = self._processes[key] = self.peer.process(
+                    self.log_dir,
+                    role="progress" if key == "progress" else "server",
+                    region=key,
+                    idle_timeout=IDLE_TIMEOUT_SECONDS if key == "idle" else None,
+                )
             if not process.is_running():
                 if process.process is not None:
                     process.stop()
@@ -40,28 +67,7 @@ class PeerRun:
                 fresh.append(process)
         for process in fresh:
             process.wait_ready(READY_TIMEOUT_SECONDS)
-        return [self._processes[name] for name in names]
-
-    def region(self, name: str = "a") -> ManagedProcess:
-        return self.regions(name)[0]
-
-    def special(
-        self, role: Literal["progress", "idle"], *, idle_timeout: float | None = None
-    ) -> ManagedProcess:
-        """The progress server (a second process of the same SDK), or a region that expires idle sessions."""
-        process = self._processes.get(role)
-        if process is None:
-            process = self.peer.process(
-                self.log_dir,
-                role="progress" if role == "progress" else "server",
-                region=role,
-                idle_timeout=idle_timeout,
-            )
-            self._processes[role] = process
-        if not process.is_running():
-            process.start()
-            process.wait_ready(READY_TIMEOUT_SECONDS)
-        return process
+        return [self._processes[key] for key in keys]
 
     def restart(self, process: ManagedProcess) -> None:
         process.restart(READY_TIMEOUT_SECONDS)

@@ -14,16 +14,15 @@ import pytest
 
 from .calls import call, failures
 from .frontend import FrontEnd
-from .peers import peers_for
+from .peers import IDLE_TIMEOUT_SECONDS, peers_for
 
 SCENARIO = "idle expiry"
-IDLE_TIMEOUT_SECONDS = 1.0
 
 
 @pytest.mark.parametrize("peer", peers_for(SCENARIO), indirect=True, ids=lambda p: p.name)
 async def test_calls_after_the_session_expired_succeed(peer, cell, bridge, functions):
     spec = peer.peer
-    region = peer.special("idle", idle_timeout=IDLE_TIMEOUT_SECONDS)
+    region = peer.special("idle")
     front = await FrontEnd(region.port, refuse_get=True).start()
     try:
         url = front.url + "/mcp"
