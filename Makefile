@@ -33,11 +33,11 @@ test: install peers
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q
 
-# Only the conformance matrix (peer × scenario), printed as a table at the end; under 2 minutes warm.
+# Only the conformance matrix (peer × scenario), printed as a table at the end (docs/conformance.md).
 conformance: install peers
 	$(PY) -m pytest -q tests/conformance
 
-# The bridge side by side with a raw mcp.Client on loopback, about 2-3 minutes (README "Performance").
+# The bridge side by side with a raw mcp.Client on loopback, about 2-3 minutes (docs/performance.md).
 # Uses wrk for the HTTP section when installed (apt-get install wrk), else an httpx2 load loop.
 bench: install
 	$(PY) -m bench

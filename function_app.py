@@ -6,11 +6,11 @@ can always index the functions, even when a setting is wrong.
 
 import azure.functions as func
 
-from mcp_bridge.health_api import bp as health_api
-from mcp_bridge.http_api import bp as http_api
-from mcp_bridge.openapi_api import bp as openapi_api
+from mcp_bridge.functions.health_api import bp as health_api
+from mcp_bridge.functions.openapi_api import bp as openapi_api
+from mcp_bridge.functions.tools_api import bp as tools_api
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
-app.register_functions(http_api)
+app.register_functions(tools_api)
 app.register_functions(health_api)
 app.register_functions(openapi_api)

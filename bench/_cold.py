@@ -15,8 +15,13 @@ import sys
 import time
 
 TOOL = "getConversationStatus"
-DEFERRED = ("mcp_bridge.settings", "mcp_bridge.runtime", "mcp_bridge.bridge", "azure.identity.aio")
-"""What the first request imports (see mcp_bridge/http_api.py and runtime.build_credential)."""
+DEFERRED = (
+    "mcp_bridge.config.settings",
+    "mcp_bridge.runtime",
+    "mcp_bridge.calls.bridge",
+    "azure.identity.aio",
+)
+"""What the first request imports (see mcp_bridge/functions/tools_api.py and runtime.build_credential)."""
 
 
 def _timed_import(modules: list[str] | tuple[str, ...]) -> float:

@@ -4,11 +4,12 @@
   as the Python worker does; it goes through the bridge's shared client and sessions.
 - `RawClient`: one persistent `mcp.Client` over its own pooled httpx2 client (the transport's
   limit: what any caller pays at minimum).
-- `naive_call`: a new httpx2 client, MCP client and session for every call, as the seeds did.
+- `naive_call`: a new httpx2 client, MCP client and session for every call, as a client without
+  the bridge would.
 
 Raw and naive send the bridge's kind of managed-identity token from the same identity endpoint, as
 a default header of their httpx2 client, so all three pay the same auth cost at the server. Raw
-fetches it once. Naive comes in two forms: like the seeds, with a token fetched per call (one plain
+fetches it once. Naive comes in two forms: with a token fetched per call (one plain
 GET to the identity endpoint over its new client, none of azure-identity's machinery), and without,
 reusing one token: the fastest a client per call can be.
 """

@@ -2,8 +2,8 @@
 
 Each round makes one bridge call and one raw call, in alternating order (A B, B A, ...), so drift
 in machine load falls on both. Every `naive_every` rounds a naive call joins the round, in turn
-with and without a token per call. Ratios are of medians taken in the same run; `naive` (the
-seeds' way, token per call) is the one in `p3`, `naive_reused_token` is shown beside it.
+with and without a token per call. Ratios are of medians taken in the same run; `naive` (a new
+client and token per call) is the one in `p3`, `naive_reused_token` is shown beside it.
 """
 
 from __future__ import annotations

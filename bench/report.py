@@ -1,4 +1,4 @@
-"""The printed report: Markdown tables (they paste into the README as they are), then `RESULT`."""
+"""The printed report: Markdown tables (they paste into docs/performance.md as they are), then `RESULT`."""
 
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ class Report:
         names = {
             "raw": "raw: one persistent `mcp.Client`",
             "bridge": "bridge: `call_tool` function in-process",
-            "naive": "naive: new client, session and token per call (the seeds)",
+            "naive": "naive: new client, session and token per call",
             "naive_reused_token": "naive, but one token reused",
         }
         for era, result in self.latency.items():

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from mcp_bridge.config.settings import reset_settings
 from mcp_bridge.runtime import reset_bridge
-from mcp_bridge.settings import reset_settings
 
 from .callers import BridgeCaller, Identity
 from .stack import AUDIENCE, Stack, apply_env
@@ -37,14 +37,14 @@ class Rig:
 
 
 async def build_rig(stack: Stack) -> Rig:
-    """Seed one conversation (all regions share the store) and read its status in every section."""
+    """Schedule one conversation (all regions share the store) and read its status in every section."""
     caller = BridgeCaller()
     rig = Rig(stack, stack.fetch_token(), {}, caller)
     await rig.use_era("modern")
     start = (datetime.now(UTC) + timedelta(days=7)).replace(microsecond=0).isoformat()
-    seed = {"participants": ["alice@example.com", "bob@example.com"], "start_time": start, "topic": "bench"}
-    status, body = await caller.invoke(seed, tool="scheduleConversation")
+    args = {"participants": ["alice@example.com", "bob@example.com"], "start_time": start, "topic": "bench"}
+    status, body = await caller.invoke(args, tool="scheduleConversation")
     if status != 200:
-        raise RuntimeError(f"seeding failed ({status}): {body[:500]!r}")
+        raise RuntimeError(f"scheduling the bench conversation failed ({status}): {body[:500]!r}")
     rig.arguments = {"conversation_id": json.loads(body)["structuredContent"]["conversation_id"]}
     return rig

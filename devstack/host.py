@@ -7,8 +7,10 @@ It does what `func start` does for this project: puts local.settings.json
 imports `function_app` from the app directory, and serves its functions -
 HTTP triggers under host.json's route prefix with the real key rules, timer
 triggers on their NCRONTAB schedules - all on one event loop, as the Python
-worker runs them. Keys come from DEVSTACK_FUNCTION_KEY / DEVSTACK_MASTER_KEY
-(random ones are generated and printed when absent).
+worker runs them - and filters the app's log records by host.json's levels
+for `Function.<name>.User`, as the host does (`devstack.host_logging`). Keys
+come from DEVSTACK_FUNCTION_KEY / DEVSTACK_MASTER_KEY (random ones are
+generated and printed when absent).
 
 Besides the functions it answers `GET /admin/host/ping` (anonymous, used for
 readiness), `GET /admin/host/status` and `GET /admin/functions` (master key).
@@ -36,11 +38,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from devstack import host_logging
+from devstack.easyauth import EasyAuth
 from devstack.host_functions import HttpFunction, TimerFunction, index_function_app
 from devstack.host_http import (
     HostKeys,
     from_function_response,
     is_authorized,
+    joined_headers,
     presented_key,
     to_function_request,
 )
@@ -69,8 +74,11 @@ def build_host_app(
     master_key: str,
     route_prefix: str = DEFAULT_ROUTE_PREFIX,
     script_dir: Path | None = None,
+    easyauth: EasyAuth | None = None,
 ) -> Starlette:
-    """Serve `function_app`'s HTTP and timer functions; run it with lifespan on (timers live there)."""
+    """Serve `function_app`'s HTTP and timer functions; run it with lifespan on (timers live there).
+
+    With `easyauth`, every function call passes App Service Authentication first (devstack.easyauth)."""
     http_functions, timer_functions = index_function_app(
         function_app, route_prefix=route_prefix, script_dir=script_dir
     )
@@ -98,9 +106,15 @@ def build_host_app(
             allowed = sorted({m for f, _ in matches for m in (f.methods or [])})
             return Response(status_code=405, headers={"allow": ", ".join(allowed)})
         function, route_values = chosen
+        headers = None
+        if easyauth is not None:  # in front of the host, as in App Service: before the key check
+            authenticated = easyauth.authenticate(joined_headers(request))
+            if isinstance(authenticated, Response):
+                return authenticated
+            headers = authenticated
         if not is_authorized(function.auth_level, presented_key(request), keys):
             return Response(status_code=401)
-        return await _invoke_http(function, request, route_values)
+        return await _invoke_http(function, request, route_values, headers)
 
     async def ping(_request: Request) -> Response:
         return Response(status_code=200)
@@ -144,7 +158,9 @@ def build_host_app(
     )
 
 
-async def _invoke_http(function: HttpFunction, request: Request, route_values: dict[str, str]) -> Response:
+async def _invoke_http(
+    function: HttpFunction, request: Request, route_values: dict[str, str], headers: dict[str, str] | None
+) -> Response:
     invocation_id = uuid.uuid4()
     _LOGGER.info(
         "Executing 'Functions.%s' (Reason='%s %s', Id=%s)",
@@ -154,12 +170,15 @@ async def _invoke_http(function: HttpFunction, request: Request, route_values: d
         invocation_id,
     )
     started = time.monotonic()
+    current = host_logging.CURRENT_FUNCTION.set(function.name)
     try:
-        result = await function.invoke(await to_function_request(request, route_values))
+        result = await function.invoke(await to_function_request(request, route_values, headers))
         response = from_function_response(result, method=request.method)
     except Exception:
         _LOGGER.exception("Executed 'Functions.%s' (Failed, Id=%s)", function.name, invocation_id)
         return Response(status_code=500)
+    finally:
+        host_logging.CURRENT_FUNCTION.reset(current)
     _LOGGER.info(
         "Executed 'Functions.%s' (Succeeded, Id=%s, Status=%d, Duration=%.0fms)",
         function.name,
@@ -173,7 +192,11 @@ async def _invoke_http(function: HttpFunction, request: Request, route_values: d
 def _timer_invoker(function: TimerFunction) -> Callable[[TimerRequest], Awaitable[None]]:
     async def invoke(request: TimerRequest) -> None:
         started = time.monotonic()
-        await function.invoke(request)
+        current = host_logging.CURRENT_FUNCTION.set(function.name)
+        try:
+            await function.invoke(request)
+        finally:
+            host_logging.CURRENT_FUNCTION.reset(current)
         _LOGGER.info(
             "Executed 'Functions.%s' (Succeeded, Duration=%.0fms)",
             function.name,
@@ -254,9 +277,20 @@ def main(argv: list[str] | None = None) -> None:
         _LOGGER.info("loaded %d settings from %s", len(applied), settings_path)
     else:
         _LOGGER.warning("no %s; using the environment only", settings_path)
+    os.environ.setdefault("FUNCTIONS_WORKER_RUNTIME", "python")  # the host always sets it for the worker
+    host_logging.install(app_dir)
     keys, generated = host_keys_from_environment()
     for setting in generated:
         print(f"{setting} was not set; generated {os.environ[setting]}", flush=True)
+    try:
+        easyauth = EasyAuth.from_environment(os.environ)
+    except ValueError as exc:
+        raise SystemExit(f"devstack host: {exc}") from None
+    if easyauth is not None:
+        os.environ["WEBSITE_AUTH_ENABLED"] = "True"  # what App Service sets for the app
+        _LOGGER.info("App Service Authentication on (%s, audience %s)", easyauth.mode, easyauth.audience)
+    elif os.environ.get("WEBSITE_AUTH_ENABLED", "").strip().lower() == "true":
+        _LOGGER.warning("WEBSITE_AUTH_ENABLED=True, DEVSTACK_EASYAUTH off: anyone can forge a principal")
     os.chdir(app_dir)
     app = build_host_app(
         load_function_app(app_dir),
@@ -264,6 +298,7 @@ def main(argv: list[str] | None = None) -> None:
         master_key=keys.master_key,
         route_prefix=read_route_prefix(app_dir),
         script_dir=app_dir,
+        easyauth=easyauth,
     )
     serve(app, port=args.port)
 

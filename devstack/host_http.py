@@ -50,11 +50,21 @@ def _same(presented: str, expected: str) -> bool:
     return hmac.compare_digest(presented.encode(), expected.encode())
 
 
-async def to_function_request(request: Request, route_params: dict[str, str]) -> func.HttpRequest:
-    """A real `azure.functions.HttpRequest`: full URL, headers (repeats joined), query, route values, body."""
+def joined_headers(request: Request) -> dict[str, str]:
+    """The request's headers by lower-case name, repeats joined with ", "."""
     headers: dict[str, str] = {}
     for name, value in request.headers.items():
         headers[name] = f"{headers[name]}, {value}" if name in headers else value
+    return headers
+
+
+async def to_function_request(
+    request: Request, route_params: dict[str, str], headers: dict[str, str] | None = None
+) -> func.HttpRequest:
+    """A real `azure.functions.HttpRequest`: full URL, headers (repeats joined, or `headers` as
+    Easy Auth rewrote them), query, route values, body."""
+    if headers is None:
+        headers = joined_headers(request)
     return func.HttpRequest(
         method=request.method,
         url=str(request.url),

@@ -16,6 +16,11 @@ HS256 JWTs the devstack Scheduler verifies with the same signing key.
 Control API (loopback only, no auth): `GET /_devstack/counters`,
 `POST /_devstack/reset`, `POST /_devstack/config` with any of
 `{"lifetime_seconds", "fail", "fail_status", "delay_seconds"}`.
+
+`GET /_devstack/caller-token?name=NAME&roles=R1,R2[&resource=URI][&lifetime_seconds=N]` answers,
+as text, a token for another service's identity calling the bridge: what that service's own
+managed-identity endpoint would issue it once the bridge's app roles R1, R2 are assigned to it.
+The devstack host validates it when App Service Authentication is on (devstack.easyauth).
 """
 
 from __future__ import annotations
@@ -30,9 +35,10 @@ from dataclasses import dataclass, field
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from devstack.easyauth import DEFAULT_AUDIENCE, mint_caller_token
 from devstack.serving import configure_logging, serve
 from devstack.tokens import mint_access_token
 
@@ -55,6 +61,17 @@ class IdentityBehaviour(BaseModel):
     fail: bool = False
     fail_status: int = Field(default=500, ge=400, le=599)
     delay_seconds: float = Field(default=0.0, ge=0, le=600)
+
+
+class CallerTokenQuery(BaseModel):
+    """`GET /_devstack/caller-token`: which calling identity, with which of the bridge's app roles."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
+    roles: str = Field(default="", max_length=1024)
+    resource: str = Field(default=DEFAULT_AUDIENCE, min_length=1, max_length=256)
+    lifetime_seconds: int = Field(default=3600, ge=-86_400, le=86_400)  # negative: already expired
 
 
 @dataclass(frozen=True)
@@ -125,6 +142,22 @@ def build_app(config: IdentityConfig) -> Starlette:
             }
         )
 
+    async def issue_caller_token(request: Request) -> Response:
+        try:
+            query = CallerTokenQuery.model_validate(dict(request.query_params))
+        except ValidationError as exc:
+            return JSONResponse({"error": "invalid query", "details": exc.errors(include_context=False)}, 400)
+        roles = [role.strip() for role in query.roles.split(",") if role.strip()]
+        token = mint_caller_token(
+            config.signing_key,
+            name=query.name,
+            roles=roles,
+            audience=query.resource,
+            lifetime_seconds=query.lifetime_seconds,
+        )
+        _LOGGER.info("issued a caller token for %s with roles %s", query.name, roles)
+        return PlainTextResponse(token)
+
     async def read_counters(_request: Request) -> Response:
         return JSONResponse(counters.snapshot())
 
@@ -153,6 +186,7 @@ def build_app(config: IdentityConfig) -> Starlette:
     return Starlette(
         routes=[
             Route(TOKEN_PATH, issue_token, methods=["GET"]),
+            Route("/_devstack/caller-token", issue_caller_token, methods=["GET"]),
             Route("/_devstack/counters", read_counters, methods=["GET"]),
             Route("/_devstack/reset", reset, methods=["POST"]),
             Route("/_devstack/config", read_config, methods=["GET"]),

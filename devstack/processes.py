@@ -423,6 +423,11 @@ def start_host(
 AZURITE_BLOB = REPO_ROOT / ".devstack" / "node" / "node_modules" / ".bin" / "azurite-blob"
 """Installed by `make install` from npm."""
 
+AZURITE_FLAGS = ("--silent", "--skipApiVersionCheck", "--loose", "--disableTelemetry")
+"""How every devstack Azurite runs. `--disableTelemetry` matters beyond privacy: Azurite's telemetry
+client sends a stop event to Microsoft's ingestion endpoint on SIGTERM and keeps node alive until
+that send ends (20 s on our build machine), long after Azurite logs "successfully closed"."""
+
 
 def start_azurite(
     *,
@@ -444,7 +449,7 @@ def start_azurite(
         module="azurite-blob",
         command=[str(AZURITE_BLOB)],
         args=["--blobHost", LOOPBACK_HOST, "--blobPort", str(port), "--location", str(location),
-              "--silent", "--skipApiVersionCheck", "--loose"],
+              *AZURITE_FLAGS],
         port=port,
         log_path=log_dir / "azurite.log",
         ready_path="/devstoreaccount1?comp=list",

@@ -14,19 +14,19 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import secrets
 import shlex
 import signal
 import sys
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
-from urllib.parse import urlsplit
+from urllib.parse import quote
 
-from devstack.local_settings import ensure_local_settings, read_local_settings
+from devstack.easyauth import DEFAULT_AUDIENCE
+from devstack.local_settings import LocalSettingsError, ensure_local_settings, read_local_settings
 from devstack.processes import (
     REPO_ROOT,
     ManagedProcess,
@@ -37,6 +37,7 @@ from devstack.processes import (
     start_identity,
     start_scheduler,
 )
+from devstack.run_plan import DevstackConfigError, DevstackPlan, plan_from_settings
 from devstack.serving import configure_logging
 
 _LOGGER = logging.getLogger(__name__)
@@ -44,72 +45,6 @@ _LOGGER = logging.getLogger(__name__)
 REGION_NAMES = ("eastus", "westus")
 STATE_DIR_NAME = ".devstack"
 _WATCH_SECONDS = 0.5
-
-
-class DevstackConfigError(ValueError):
-    """A setting `make run` needs is missing or unusable."""
-
-
-@dataclass(frozen=True)
-class DevstackPlan:
-    """Ports and secrets for one `make run`, all derived from local.settings.json and the environment."""
-
-    scheduler_ports: tuple[int, ...]
-    identity_port: int
-    host_port: int
-    audience: str
-    signing_key: str
-    identity_header: str
-    scheduler_client_id: str
-    scheduler_api_key: str
-    function_key: str
-    master_key: str
-    azurite_port: int | None = None
-    """Set when AzureWebJobsStorage is `UseDevelopmentStorage=true`: Azurite's blob port."""
-    with_host: bool = True
-
-
-def plan_from_settings(values: dict[str, str], *, host_port: int) -> DevstackPlan:
-    """Derive the plan; environment variables override file values, like app settings do."""
-
-    def setting(name: str) -> str:
-        value = os.environ.get(name) or values.get(name, "")
-        if not value:
-            raise DevstackConfigError(f"{name} is not set in local.settings.json or the environment")
-        return value
-
-    endpoints = [e.strip() for e in setting("SCHEDULER_ENDPOINTS").split(",") if e.strip()]
-    scope = setting("SCHEDULER_TOKEN_SCOPE")
-    return DevstackPlan(
-        scheduler_ports=tuple(_loopback_port(endpoint, "SCHEDULER_ENDPOINTS") for endpoint in endpoints),
-        identity_port=_loopback_port(setting("IDENTITY_ENDPOINT"), "IDENTITY_ENDPOINT"),
-        host_port=host_port,
-        audience=scope.removesuffix("/.default"),
-        signing_key=setting("DEVSTACK_SIGNING_KEY"),
-        identity_header=setting("IDENTITY_HEADER"),
-        scheduler_client_id=setting("SCHEDULER_CLIENT_ID"),
-        scheduler_api_key=setting("SCHEDULER_API_KEY"),
-        function_key=os.environ.get("DEVSTACK_FUNCTION_KEY") or values.get("DEVSTACK_FUNCTION_KEY") or "",
-        master_key=os.environ.get("DEVSTACK_MASTER_KEY") or values.get("DEVSTACK_MASTER_KEY") or "",
-        azurite_port=AZURITE_BLOB_PORT if _uses_development_storage(values) else None,
-    )
-
-
-AZURITE_BLOB_PORT = 10000
-
-
-def _uses_development_storage(values: dict[str, str]) -> bool:
-    storage = os.environ.get("AzureWebJobsStorage") or values.get("AzureWebJobsStorage", "")
-    return storage.replace(" ", "").lower() == "usedevelopmentstorage=true"
-
-
-def _loopback_port(url: str, setting: str) -> int:
-    parts = urlsplit(url)
-    if parts.hostname not in ("127.0.0.1", "localhost") or parts.port is None:
-        raise DevstackConfigError(
-            f"{setting} must point at 127.0.0.1 with an explicit port for the devstack: {url}"
-        )
-    return parts.port
 
 
 def region_name(index: int) -> str:
@@ -123,7 +58,9 @@ def start_devstack(plan: DevstackPlan, *, app_dir: Path, state_dir: Path) -> lis
     ports += [plan.azurite_port] if plan.azurite_port is not None else []
     busy = [p for p in ports if not port_is_free(p)]
     if busy:
-        raise DevstackConfigError(f"ports already in use: {busy} (is another devstack still running?)")
+        raise DevstackConfigError(
+            [f"ports already in use: {', '.join(map(str, busy))} (is another devstack still running?)"]
+        )
     log_dir = state_dir / "logs"
     started: list[ManagedProcess] = []
     try:
@@ -181,24 +118,52 @@ def stop_devstack(processes: list[ManagedProcess]) -> None:
 
 
 def curl_examples(plan: DevstackPlan) -> list[str]:
-    """Ready-to-paste commands against the running host."""
+    """Commands against the running host that work when pasted into a POSIX shell as printed.
+
+    The status call needs the id the schedule call returns, so the schedule call keeps it in `$id`
+    (and still shows its answer, through stderr) instead of asking the reader to copy it over.
+    """
     base = f"http://127.0.0.1:{plan.host_port}/api"
-    key = plan.function_key
+    code = quote(plan.function_key, safe="")  # percent-encoded: nothing in it a shell expands
     tomorrow = (datetime.now(UTC) + timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
     body = (
         '{"participants":["alice@example.com","bob@example.com"],'
         f'"start_time":"{tomorrow.strftime("%Y-%m-%dT%H:%M:%SZ")}","topic":"Quarterly review"}}'
     )
+    id_from_answer = 'import json,sys; print(json.load(sys.stdin)["structuredContent"]["conversation_id"])'
     return [
-        "# schedule a conversation",
-        f'curl -s -X POST "{base}/tools/scheduleConversation?code={key}" '
-        f"-H 'content-type: application/json' -d {shlex.quote(body)}",
         "# list the tools the Scheduler offers",
-        f'curl -s "{base}/tools?code={key}"',
-        "# status of a conversation (use the conversation_id from the first command)",
-        f'curl -s "{base}/conversations/<conversation_id>/status?code={key}"',
+        f'curl -s -w "\\n" "{base}/tools?code={code}"',
+        "# schedule a conversation; its conversation_id is kept in $id",
+        f'id=$(curl -s -w "\\n" -X POST "{base}/tools/scheduleConversation?code={code}" '
+        f"-H 'content-type: application/json' -d {shlex.quote(body)} "
+        f"| tee /dev/stderr | python3 -c {shlex.quote(id_from_answer)})",
+        "# the status of that conversation",
+        f'curl -s -w "\\n" "{base}/conversations/$id/status?code={code}"',
         "# health",
-        f'curl -s "{base}/health?code={key}"',
+        f'curl -s -w "\\n" "{base}/health?code={code}"',
+        *_caller_examples(plan, base, body),
+    ]
+
+
+def _caller_examples(plan: DevstackPlan, base: str, body: str) -> list[str]:
+    """Calls as other services' identities, with a token from the devstack identity endpoint."""
+    if plan.easyauth_audience is None:
+        return []
+    issuer = f"http://127.0.0.1:{plan.identity_port}/_devstack/caller-token"
+    resource = "" if plan.easyauth_audience == DEFAULT_AUDIENCE else f"&resource={plan.easyauth_audience}"
+
+    def bearer(name: str, role: str) -> str:
+        return f"-H \"Authorization: Bearer $(curl -s '{issuer}?name={name}&roles={role}{resource}')\""
+
+    json_body = "-H 'content-type: application/json'"
+    return [
+        "# as a reader identity (app role Scheduler.Read): listing works, scheduling answers 403",
+        f'curl -s -X POST "{base}/tools/listConversations?code={plan.function_key}" '
+        f"{bearer('status-dashboard', 'Scheduler.Read')} {json_body} -d '{{}}'",
+        "# as a writer identity (app role Scheduler.Write): every tool",
+        f'curl -s -X POST "{base}/tools/scheduleConversation?code={plan.function_key}" '
+        f"{bearer('booking-service', 'Scheduler.Write')} {json_body} -d {shlex.quote(body)}",
     ]
 
 
@@ -260,13 +225,19 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Start everything and wait; a bad setting is reported one line each, without a traceback."""
     args = _parse_args(argv)
     configure_logging()
     app_dir: Path = args.app_dir.resolve()
-    settings_path, created = ensure_local_settings(app_dir)
-    if created:
-        print(f"Created {settings_path} from local.settings.json.example", flush=True)
-    plan = plan_from_settings(read_local_settings(settings_path), host_port=args.host_port)
+    try:
+        settings_path, created = ensure_local_settings(app_dir)
+        if created:
+            print(f"Created {settings_path} from local.settings.json.example", flush=True)
+        plan = plan_from_settings(read_local_settings(settings_path), host_port=args.host_port)
+    except LocalSettingsError as exc:
+        return _report_config_problems([str(exc)])
+    except DevstackConfigError as exc:
+        return _report_config_problems(exc.problems, settings_path)
     if args.no_host:
         plan = replace(plan, with_host=False)
     if not plan.function_key or not plan.master_key:
@@ -274,7 +245,9 @@ def main(argv: list[str] | None = None) -> int:
     state_dir = app_dir / STATE_DIR_NAME
     try:
         processes = start_devstack(plan, app_dir=app_dir, state_dir=state_dir)
-    except (DevstackConfigError, ProcessStartError) as exc:
+    except DevstackConfigError as exc:
+        return _report_config_problems(exc.problems)
+    except ProcessStartError as exc:
         print(f"devstack failed to start: {exc}", file=sys.stderr, flush=True)
         return 1
     except KeyboardInterrupt:
@@ -293,6 +266,16 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print("devstack stopped.", flush=True)
     return 0
+
+
+CONFIG_ERROR_EXIT = 2
+
+
+def _report_config_problems(problems: list[str], settings_path: Path | None = None) -> int:
+    where = f" (in {_relative(settings_path)} or the environment)" if settings_path else ""
+    lines = [f"devstack failed to start; fix these settings{where}:", *(f"  {p}" for p in problems)]
+    print("\n".join(lines), file=sys.stderr, flush=True)
+    return CONFIG_ERROR_EXIT
 
 
 def _with_generated_keys(plan: DevstackPlan) -> DevstackPlan:

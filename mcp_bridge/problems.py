@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 import azure.functions as func
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
-_TYPE_BASE = "urn:problem:scheduler-bridge:"  # documented in the README, one per slug
+_TYPE_BASE = "urn:problem:scheduler-bridge:"  # documented in docs/http-api.md, one per slug
 
 
 class Problem(Exception):
@@ -63,6 +63,25 @@ class BadRequest(Problem):
 class InvalidArguments(BadRequest):
     slug = "invalid-arguments"
     title = "Arguments do not match the tool's input schema"
+
+
+class InvalidPrincipal(Problem):
+    """App Service Authentication vouched for a caller whose principal cannot be read."""
+
+    status = 401
+    slug = "invalid-principal"
+    title = "The caller's principal could not be read"
+
+    def __init__(self, detail: str, **extensions: Any) -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": "Bearer"}, **extensions)
+
+
+class CallerNotAllowed(Problem):
+    """The caller holds no role that may call the tool (`SCHEDULER_TOOL_ROLES`)."""
+
+    status = 403
+    slug = "caller-not-allowed"
+    title = "Caller not allowed"
 
 
 class ToolNotAllowed(Problem):

@@ -15,7 +15,8 @@ messages at DEBUG. One `RedactingFilter` rewrites any record that contains
 It is installed as a log record factory, not on a logger or a handler: a logger's filter misses
 records its children propagate, and a handler's misses handlers added later (the Functions worker's,
 pytest's). A factory sees every record when it is made, before any handler formats it. `install()`
-runs on first use (the first request or timer), never at import.
+runs on first use (the first request or timer), never at import; it also applies host.json's levels
+for Python loggers (`host_logging`), which the Functions host does not.
 
 Values that come from outside (tool names, paths, anything a Scheduler sends) go through
 `printable()` where they are logged, so a CR/LF in them cannot forge a log line.
@@ -28,6 +29,8 @@ import re
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
+
+from .host_logging import apply_host_json_levels
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -78,6 +81,7 @@ class RedactingFilter(logging.Filter):
         super().__init__()
         self._lock = threading.Lock()
         self._headers = _header_pattern(SECRET_HEADERS)
+        self._header_names: tuple[str, ...] = SECRET_HEADERS
         self._literals: tuple[str, ...] = ()
 
     def add(self, *, header_names: Iterable[str] = (), secrets: Iterable[str | None] = ()) -> None:
@@ -85,16 +89,24 @@ class RedactingFilter(logging.Filter):
         with self._lock:
             names = {*SECRET_HEADERS, *(name.lower() for name in header_names if name)}
             self._headers = _header_pattern(names)
+            self._header_names = tuple(sorted(name.casefold() for name in names))
             known = {*self._literals, *(s for s in secrets if s and len(s) >= _MIN_LITERAL_SECRET)}
             self._literals = tuple(sorted(known, key=len, reverse=True))
 
     def redact(self, text: str) -> str:
         for literal in self._literals:
             text = text.replace(literal, REDACTED)
-        text = self._headers.sub(lambda m: m.group(1) + REDACTED, text)
-        text = _BEARER.sub(lambda m: m.group(1) + " " + REDACTED, text)
-        text = _PARAMETER.sub(lambda m: m.group(1) + REDACTED, text)
-        return _JWT.sub(REDACTED, text)
+        # Each pattern needs a word it can be told by; a regex scan costs ~10x a substring test, and
+        # most lines (an audit record's JSON, say) hold none of them. casefold() matches what the
+        # patterns' IGNORECASE matches ("ſ" is an "s" to both), but for the dotless "ı".
+        folded = text.casefold().replace("ı", "i")
+        if any(name in folded for name in self._header_names):
+            text = self._headers.sub(lambda m: m.group(1) + REDACTED, text)
+        if "bearer" in folded:
+            text = _BEARER.sub(lambda m: m.group(1) + " " + REDACTED, text)
+        if "=" in text:
+            text = _PARAMETER.sub(lambda m: m.group(1) + REDACTED, text)
+        return _JWT.sub(REDACTED, text) if "eyJ" in text else text
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
@@ -128,6 +140,7 @@ def install(*, header_names: Iterable[str] = (), secrets: Iterable[str | None] =
     with _install_lock:
         if _installed:
             return
+        apply_host_json_levels()  # before the first SDK request, so no header dump is ever formatted
         previous: Callable[..., logging.LogRecord] = logging.getLogRecordFactory()
 
         def make_record(*args: Any, **kwargs: Any) -> logging.LogRecord:

@@ -16,19 +16,18 @@ from typing import Any, Protocol
 import httpx2
 
 from . import redaction
-from .addresses import guard_connections
-from .auth import BearerTokenAuth, HeaderKeyAuth
-from .bridge import SchedulerBridge
-from .scheduler_secrets import SchedulerSecrets, load_scheduler_secrets
-from .settings import BridgeSettings
-from .settings_loader import ensure_settings
+from .azure_services import settings_loader
+from .azure_services.http_client import USER_AGENT, azure_http_client
+from .azure_services.scheduler_secrets import SchedulerSecrets, load_scheduler_secrets
+from .calls.bridge import SchedulerBridge
+from .config.settings import BridgeSettings
 from .telemetry import configure_telemetry
-from .tokens import TokenProvider
-from .wire import ShieldedTransport
+from .upstream.addresses import guard_connections
+from .upstream.auth import BearerTokenAuth, HeaderKeyAuth
+from .upstream.tokens import TokenProvider
+from .upstream.wire import ShieldedTransport
 
 _LOGGER = logging.getLogger(__name__)
-
-USER_AGENT = "scheduler-bridge/0.1"
 
 _bridge: SchedulerBridge | None = None
 _creating: asyncio.Lock | None = None
@@ -54,6 +53,13 @@ async def get_bridge() -> SchedulerBridge:
             _install(build_bridge(settings, secrets=secrets, credential_source=shared_credential))
     assert _bridge is not None
     return _bridge
+
+
+async def ensure_settings() -> BridgeSettings:
+    """The settings, Key Vault references resolved through the process's one credential.
+
+    Raises `SettingsError` (500 `misconfigured`) or `KeyVaultUnavailable` (503)."""
+    return await settings_loader.ensure_settings(shared_credential)
 
 
 def _install(bridge: SchedulerBridge) -> None:
@@ -102,16 +108,6 @@ def scheduler_http_client(settings: BridgeSettings, auth: httpx2.Auth | None) ->
     )
 
 
-def azure_http_client() -> httpx2.AsyncClient:
-    """The pooled client for Azure SDK traffic (identity; later Key Vault and storage)."""
-    return httpx2.AsyncClient(
-        timeout=httpx2.Timeout(connect=5.0, read=15.0, write=10.0, pool=5.0),
-        limits=httpx2.Limits(max_connections=32, max_keepalive_connections=8, keepalive_expiry=60),
-        follow_redirects=False,
-        headers={"user-agent": USER_AGENT},
-    )
-
-
 class _IdentitySettings(Protocol):
     @property
     def azure_client_id(self) -> str | None: ...
@@ -135,7 +131,7 @@ def build_credential(settings: _IdentitySettings) -> tuple[object, bool]:
     """
     from azure.identity.aio import DefaultAzureCredential, ManagedIdentityCredential
 
-    from .azure_transport import Httpx2Transport
+    from .azure_services.transport import Httpx2Transport
 
     transport = Httpx2Transport(azure_http_client(), owns_client=True)
     # Few, quick retries: a request waits on this, and a dead endpoint must turn into a fast 503.
@@ -205,7 +201,7 @@ def build_bridge(
     )
     bridge = SchedulerBridge(settings, scheduler_http_client(settings, auth), tokens=tokens, secrets=secrets)
     if settings.has_shared_storage:
-        from .snapshot import BlobSnapshotStore
+        from .failover.snapshot import BlobSnapshotStore
 
         if settings.storage_connection_string is None and credential is None:
             credential, _ = credential_source(settings)

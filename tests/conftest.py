@@ -20,6 +20,7 @@ import httpx2
 import pytest
 
 from devstack.processes import (
+    AZURITE_FLAGS,
     IdentityProcess,
     KeyVaultProcess,
     SchedulerProcess,
@@ -28,8 +29,8 @@ from devstack.processes import (
     start_keyvault,
     start_scheduler,
 )
+from mcp_bridge.config.settings import reset_settings
 from mcp_bridge.runtime import reset_bridge
-from mcp_bridge.settings import reset_settings
 
 SIGNING_KEY = "test-signing-key-0123456789abcdef0123456789"
 IDENTITY_HEADER = "test-identity-header-secret"
@@ -267,7 +268,7 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
     log = (workdir / "azurite.log").open("wb")
     process = subprocess.Popen(
         [str(AZURITE_BIN), "--blobHost", "127.0.0.1", "--blobPort", str(port),
-         "--silent", "--skipApiVersionCheck", "--loose", "--inMemoryPersistence"],
+         *AZURITE_FLAGS, "--inMemoryPersistence"],
         stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:

@@ -7,8 +7,8 @@ import logging
 import httpcore2
 import pytest
 
-from mcp_bridge.addresses import AddressRefused, GuardedNetworkBackend
-from mcp_bridge.settings import SettingsError, parse_settings
+from mcp_bridge.config.settings import SettingsError, parse_settings
+from mcp_bridge.upstream.addresses import AddressRefused, GuardedNetworkBackend
 
 from .conftest import tool_calls
 
@@ -131,6 +131,6 @@ async def test_the_bridge_connects_through_the_guard(configure, functions, stack
     reply = await functions.call_tool("listConversations", {})
     assert reply.status == 200, reply.body
     assert tool_calls(stack.east, "listConversations") == 1
-    checked = [r.getMessage() for r in captured_logs.records if r.name == "mcp_bridge.addresses"]
+    checked = [r.getMessage() for r in captured_logs.records if r.name == "mcp_bridge.upstream.addresses"]
     assert any(f"localhost:{stack.east.port} at 127.0.0.1 (loopback)" in line for line in checked), checked
-    assert logging.getLogger("mcp_bridge.addresses").isEnabledFor(logging.DEBUG)
+    assert logging.getLogger("mcp_bridge.upstream.addresses").isEnabledFor(logging.DEBUG)

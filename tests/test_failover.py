@@ -12,9 +12,9 @@ from collections import Counter
 
 import pytest
 
-from mcp_bridge import retry
-from mcp_bridge.health import EJECT_AFTER, HealthBoard
-from mcp_bridge.probe import probe_all
+from mcp_bridge.failover import retry
+from mcp_bridge.failover.health import EJECT_AFTER, HealthBoard
+from mcp_bridge.failover.probe import probe_all
 from mcp_bridge.runtime import get_bridge
 
 from .conftest import control, schedule_arguments, tool_calls
@@ -36,8 +36,8 @@ async def test_killing_the_primary_under_load_loses_no_safe_call_and_duplicates_
     configure, functions, stack
 ):
     await configure(scheduler_timeout_seconds="10")
-    seeded = await functions.call_tool("scheduleConversation", schedule_arguments("seed"))
-    conversation_id = seeded.json["structuredContent"]["conversation_id"]
+    polled = await functions.call_tool("scheduleConversation", schedule_arguments("polled"))
+    conversation_id = polled.json["structuredContent"]["conversation_id"]
     results: list[tuple[str, int, float]] = []
     killed_at: float | None = None
 

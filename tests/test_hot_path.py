@@ -1,4 +1,4 @@
-"""What keeps per-call work off the hot path (measured by `make bench`; see README "Performance")."""
+"""What keeps per-call work off the hot path (measured by `make bench`; see docs/performance.md)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import mcp_types as types
 
-from mcp_bridge import retry
-from mcp_bridge.catalog import ToolCatalog
+from mcp_bridge.failover import retry
+from mcp_bridge.upstream.catalog import ToolCatalog
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

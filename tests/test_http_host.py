@@ -59,10 +59,10 @@ def test_schedule_and_status_over_http_with_a_function_key(http, stack):
     )
     assert status.status_code == 200
     assert status.json()["status"]["status"] == "scheduled"
-    seeds = http.get(
+    query_form = http.get(
         "/api/conversation-status", params={"conversation_id": conversation_id, "code": FUNCTION_KEY}
     )
-    assert seeds.status_code == 200
+    assert query_form.status_code == 200
     assert tool_calls(stack.east, "scheduleConversation") == 1
 
 

@@ -9,11 +9,11 @@ import logging
 import pytest
 
 from devstack.processes import free_port, start_scheduler
-from mcp_bridge import settings_loader
+from mcp_bridge.azure_services import settings_loader
+from mcp_bridge.azure_services.keyvault import VaultReader
+from mcp_bridge.azure_services.scheduler_secrets import SchedulerSecrets, VaultValue
+from mcp_bridge.config.settings import load_settings
 from mcp_bridge.runtime import get_bridge
-from mcp_bridge.scheduler_secrets import SchedulerSecrets, VaultValue
-from mcp_bridge.settings import load_settings
-from mcp_bridge.vault import VaultReader
 
 from .conftest import API_KEY, CLIENT_ID, IDENTITY_HEADER, SIGNING_KEY, control, identity_requests
 
@@ -164,8 +164,8 @@ async def test_a_rotated_key_is_reread_once_on_401_and_the_call_succeeds(
 async def test_rereads_are_single_flight_and_at_most_once_per_interval(stack, vault, monkeypatch):
     from azure.identity.aio import ManagedIdentityCredential
 
-    from mcp_bridge.azure_transport import Httpx2Transport
-    from mcp_bridge.runtime import azure_http_client
+    from mcp_bridge.azure_services.http_client import azure_http_client
+    from mcp_bridge.azure_services.transport import Httpx2Transport
 
     monkeypatch.setenv("IDENTITY_ENDPOINT", stack.identity.token_url)
     monkeypatch.setenv("IDENTITY_HEADER", IDENTITY_HEADER)
@@ -357,7 +357,7 @@ async def test_vault_values_and_tokens_stay_out_of_logs_responses_and_the_vault_
     ],
 )  # fmt: skip
 def test_both_reference_forms_parse(text, vault_url, name, version):
-    from mcp_bridge.keyvault_reference import is_reference, parse_reference
+    from mcp_bridge.config.keyvault_reference import is_reference, parse_reference
 
     assert is_reference(text)
     parsed = parse_reference(text)
@@ -380,7 +380,7 @@ def test_both_reference_forms_parse(text, vault_url, name, version):
     ],
 )
 def test_malformed_references_are_refused_without_quoting_them(text):
-    from mcp_bridge.keyvault_reference import parse_reference
+    from mcp_bridge.config.keyvault_reference import parse_reference
 
     with pytest.raises(ValueError) as caught:
         parse_reference(text)

@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mcp_bridge import redaction
 from mcp_bridge.runtime import get_bridge
@@ -62,7 +64,7 @@ def test_ordinary_lines_are_left_alone(installed, caplog):
         "Authorization header missing",
     ]
     for line in lines:
-        logging.getLogger("mcp_bridge.bridge").info(line)
+        logging.getLogger("mcp_bridge.calls.bridge").info(line)
     assert [record.getMessage() for record in caplog.records] == lines
 
 
@@ -89,10 +91,10 @@ async def test_configured_header_names_and_secret_values_are_redacted(configure,
 async def test_input_values_cannot_forge_log_lines(configure, functions, caplog):
     caplog.set_level(logging.INFO)
     await configure()
-    forged = "noSuchTool\r\nINFO mcp_bridge.bridge tool=scheduleConversation outcome=ok"
+    forged = "noSuchTool\r\nINFO mcp_bridge.calls.bridge tool=scheduleConversation outcome=ok"
     reply = await functions.call_tool(forged, {})
     assert reply.status == 404
-    lines = [r.getMessage() for r in caplog.records if r.name == "mcp_bridge.bridge"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "mcp_bridge.calls.bridge"]
     assert any(line.startswith("tool=noSuchTool\\x0d\\x0aINFO") for line in lines), lines
     assert all("\n" not in line and "\r" not in line for line in lines)
     assert "outcome=tool-not-found" in lines[-1]
@@ -105,7 +107,7 @@ def test_printable_caps_length_and_escapes_controls():
 
 def test_redaction_is_installed_at_first_use_not_at_import():
     script = (
-        "import logging, function_app, mcp_bridge.http_api, mcp_bridge.runtime\n"
+        "import logging, function_app, mcp_bridge.functions.tools_api, mcp_bridge.runtime\n"
         "print(logging.getLogRecordFactory() is logging.LogRecord)\n"
         "from mcp_bridge import redaction\n"
         "redaction.install()\n"
@@ -115,3 +117,25 @@ def test_redaction_is_installed_at_first_use_not_at_import():
         [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60, check=True
     )
     assert result.stdout.split() == ["True", "False"]
+
+
+_WORDS = st.sampled_from(
+    ["Authorization", "AUTHORIZATION", "authorıZation", "x-api-key", "X-Functionſ-Key", "x-identity-header",
+     "Bearer", "BEARER", "code", "sig", "AccountKey", "eyJ", JWT, "token", "ķ", "İ"]
+)  # fmt: skip
+_GLUE = st.sampled_from([": ", "=", " ", "'", '"', ",", "-", "abc.def", "s3cr3t-value", ""])
+_TEXT = st.lists(st.tuples(_WORDS, _GLUE, _GLUE | st.text(max_size=6)), max_size=5).map(
+    lambda parts: "".join(word + glue + tail for word, glue, tail in parts)
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_TEXT)
+def test_skipping_a_pattern_whose_word_is_absent_never_changes_what_is_redacted(text):
+    """The fast path (no header name, "bearer", "=" or "eyJ": no regex scan) equals every pattern run."""
+    every_pattern = redaction.FILTER._headers.sub(lambda m: m.group(1) + redaction.REDACTED, text)
+    every_pattern = redaction._BEARER.sub(lambda m: m.group(1) + " " + redaction.REDACTED, every_pattern)
+    every_pattern = redaction._PARAMETER.sub(lambda m: m.group(1) + redaction.REDACTED, every_pattern)
+    every_pattern = redaction._JWT.sub(redaction.REDACTED, every_pattern)
+
+    assert redaction.FILTER.redact(text) == every_pattern

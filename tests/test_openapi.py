@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from mcp_bridge.openapi import document
+from mcp_bridge.functions.openapi import document
 
 from .conftest import schedule_arguments
 
@@ -112,8 +112,8 @@ async def test_live_bodies_match_the_documented_schemas(configure, functions, mo
         ("/health", "get", await functions("health", path="/api/health")),
     ]
     monkeypatch.setenv("SCHEDULER_TIMEOUT_SECONDS", "-1")
+    from mcp_bridge.config.settings import reset_settings
     from mcp_bridge.runtime import reset_bridge
-    from mcp_bridge.settings import reset_settings
 
     reset_settings()
     await reset_bridge()

@@ -7,11 +7,11 @@ import json
 
 import pytest
 
-from mcp_bridge import retry
-from mcp_bridge.probe import probe_all
+from mcp_bridge.config.settings import parse_settings
+from mcp_bridge.failover import retry
+from mcp_bridge.failover.probe import probe_all
+from mcp_bridge.failover.snapshot import BlobSnapshotStore
 from mcp_bridge.runtime import build_bridge, get_bridge
-from mcp_bridge.settings import parse_settings
-from mcp_bridge.snapshot import BlobSnapshotStore
 
 from .conftest import AUDIENCE, IDENTITY_HEADER
 

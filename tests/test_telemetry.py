@@ -80,7 +80,7 @@ COLD_START = textwrap.dedent(
 
     import azure.functions as func
     from mcp_bridge import telemetry
-    from mcp_bridge.probe import probe_all
+    from mcp_bridge.failover.probe import probe_all
     from mcp_bridge.runtime import get_bridge
 
     async def main():

@@ -18,8 +18,11 @@ async def test_100_concurrent_cold_calls_make_one_identity_request_and_one_conne
     assert [reply.status for reply in replies] == [200] * 100
     assert identity_requests(stack) == 1
     bridge = await get_bridge()
-    assert [session.connections_opened for session in bridge.endpoints] == [1, 0]
+    primary, secondary = (session.connections_opened for session in bridge.endpoints)
+    # One session for 100 callers; the secondary's, if any, is the first probe round's (a warm spare).
+    assert primary == 1 and secondary <= 1
     assert tool_calls(stack.east, "listConversations") == 100
+    assert tool_calls(stack.west, "listConversations") == 0
 
 
 async def test_100_concurrent_cold_calls_share_one_handshake_era_session(configure, functions, stack):

@@ -37,13 +37,13 @@ async def test_schedule_then_status_round_trip(configure, functions, stack):
     assert status.json["conversation_id"] == conversation_id
     assert status.json["status"]["status"] == "scheduled"
 
-    seeds_form = await functions(
+    query_form = await functions(
         "conversation_status_query",
         path="/api/conversation-status",
         params={"conversation_id": conversation_id},
     )
-    assert seeds_form.status == 200
-    assert seeds_form.json["status"] == status.json["status"]
+    assert query_form.status == 200
+    assert query_form.json["status"] == status.json["status"]
     assert tool_calls(stack.east, "scheduleConversation") == 1
     assert tool_calls(stack.east, "getConversationStatus") == 2
 
@@ -147,7 +147,7 @@ async def test_bad_conversation_ids_are_400(configure, functions, stack, convers
     assert tool_calls(stack.east, "getConversationStatus") == 0
 
 
-async def test_missing_query_id_uses_the_seeds_message(configure, functions):
+async def test_missing_query_id_uses_the_original_guides_message(configure, functions):
     await configure()
     reply = await functions("conversation_status_query", path="/api/conversation-status")
     problem = assert_problem(reply, 400, "bad-request")
@@ -194,7 +194,7 @@ async def test_deadline_is_504(configure, functions, stack):
 async def test_invalid_settings_answer_500_naming_the_setting(configure, functions, monkeypatch):
     await configure()
     monkeypatch.setenv("SCHEDULER_TIMEOUT_SECONDS", "-5")
-    from mcp_bridge.settings import reset_settings
+    from mcp_bridge.config.settings import reset_settings
 
     reset_settings()
     reply = await functions("list_tools", path="/api/tools")

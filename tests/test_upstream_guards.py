@@ -17,7 +17,7 @@ from starlette.routing import Route
 from devstack.scheduler import SchedulerConfig, build_app
 from devstack.scheduler_auth import SchedulerCredentials
 from mcp_bridge.runtime import reset_bridge
-from mcp_bridge.wire import ShieldedTransport, WireTrace, current_trace
+from mcp_bridge.upstream.wire import ShieldedTransport, WireTrace, current_trace
 from tests.devstack.conftest import serving
 
 from .conftest import API_KEY, AUDIENCE, CLIENT_ID, SIGNING_KEY, control, tool_calls

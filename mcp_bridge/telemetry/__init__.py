@@ -141,7 +141,7 @@ def configure_telemetry(*, connection_string: str | None = None, **azure_monitor
     """Turn telemetry on if the environment asks for it; only the first call in a process acts.
 
     `connection_string` is the setting's value as the bridge resolved it (it may come from the
-    seeds' config file or a Key Vault reference); the environment variable wins when both exist.
+    MCP client configuration file or a Key Vault reference); the environment variable wins when both exist.
     Other keyword arguments go to `configure_azure_monitor()` when the bridge configures it itself;
     tests pass `disable_offline_storage=True, enable_live_metrics=False`. Returns the mode in force.
     """

@@ -24,7 +24,7 @@ import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..settings import EnvVar
+from ..config.settings import EnvVar
 from ._names import Mode
 
 if TYPE_CHECKING:

@@ -24,7 +24,7 @@ from azure.core.pipeline.transport import HttpRequest as LegacyHttpRequest
 from azure.core.rest import HttpRequest
 from azure.identity.aio import ManagedIdentityCredential
 
-from mcp_bridge.azure_transport import (
+from mcp_bridge.azure_services.transport import (
     Httpx2Transport,
     Httpx2TransportResponse,
     RestHttpx2TransportResponse,

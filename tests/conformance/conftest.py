@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
+from mcp_bridge.config.settings import reset_settings
 from mcp_bridge.runtime import get_bridge, reset_bridge
-from mcp_bridge.settings import reset_settings
 
 from .install import installed
 from .matrix import Cell, Run, render, save

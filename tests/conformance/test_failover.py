@@ -8,8 +8,8 @@ rather than mark the region failed for good.
 
 from __future__ import annotations
 
-from mcp_bridge.health import HEALTHY_AFTER, UNHEALTHY_AFTER
-from mcp_bridge.probe import probe_all
+from mcp_bridge.failover.health import HEALTHY_AFTER, UNHEALTHY_AFTER
+from mcp_bridge.failover.probe import probe_all
 
 from .calls import call, failures
 

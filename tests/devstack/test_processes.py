@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import subprocess
 import sys
 import textwrap
@@ -14,11 +16,13 @@ import httpx2
 import pytest
 
 from devstack.processes import (
+    DEFAULT_STOP_TIMEOUT_SECONDS,
     REPO_ROOT,
     ProcessStartError,
     SchedulerProcess,
     free_port,
     port_is_free,
+    start_azurite,
     start_scheduler,
 )
 from tests.devstack.conftest import API_KEY, CLIENT_ID, SIGNING_KEY, mcp_client
@@ -120,6 +124,39 @@ def test_stop_is_idempotent_and_frees_the_port(tmp_path: Path) -> None:
     assert not process.is_running()
     assert port_is_free(process.port)
     assert "Shutting down" in process.log_path.read_text()
+
+
+def test_azurite_stops_when_asked_without_a_warning_and_leaves_no_process(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="devstack.processes")
+    azurite = start_azurite(port=free_port(), log_dir=tmp_path, location=tmp_path / "data")
+    pid = azurite.pid
+    try:
+        assert pid is not None
+        # An unsigned account request: Azurite is up and checking signatures (403).
+        assert httpx2.get(f"{azurite.url}/devstoreaccount1?comp=list").status_code == 403
+
+        started = time.monotonic()
+        azurite.stop()
+        stopped_in = time.monotonic() - started
+    finally:
+        azurite.kill()  # a no-op once stopped; a failing test leaves no node process behind
+
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert warnings == []
+    assert stopped_in < DEFAULT_STOP_TIMEOUT_SECONDS, stopped_in
+    assert "successfully closed" in azurite.log_path.read_text()
+    assert not pid_exists(pid)
+    assert port_is_free(azurite.port)
+
+
+def pid_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def test_a_process_that_exits_early_reports_its_log(tmp_path: Path) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
 import signal
 import subprocess
@@ -109,3 +111,164 @@ def wait_for_text(path: Path, text: str, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while text not in path.read_text() and time.monotonic() < deadline:
         time.sleep(0.05)
+
+
+# -- a newcomer's first run -----------------------------------------------------------------------
+
+
+def run_devstack(app_dir: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "devstack.run", "--app-dir", str(app_dir), *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def test_bad_settings_are_reported_one_line_each_without_a_traceback(tmp_path: Path) -> None:
+    values = {
+        "SCHEDULER_AUTH": "managed_identity",
+        "SCHEDULER_ENDPOINTS": "https://east.example/mcp,http://127.0.0.1:5146/mcp",
+        "IDENTITY_ENDPOINT": "http://127.0.0.1:5148/token",
+        "IDENTITY_HEADER": "h",
+    }
+    (tmp_path / "local.settings.json").write_text(json.dumps({"Values": values}))
+
+    result = run_devstack(tmp_path)
+
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    problems = [line.strip() for line in result.stderr.splitlines() if line.startswith("  ")]
+    assert [line.split(":")[0] for line in problems] == [
+        "SCHEDULER_TOKEN_SCOPE",
+        "SCHEDULER_ENDPOINTS",
+        "IDENTITY_ENDPOINT",
+        "DEVSTACK_SIGNING_KEY",
+    ]
+    endpoints = problems[1]
+    assert "cannot serve https://east.example/mcp;" in endpoints
+    assert "http://127.0.0.1:<port>/mcp" in endpoints  # what it can serve instead
+    assert "http://127.0.0.1:5148/msi/token" in problems[2]
+    assert not (tmp_path / ".devstack").exists(), "nothing was started"
+
+
+def test_a_broken_settings_file_is_one_line_too(tmp_path: Path) -> None:
+    (tmp_path / "local.settings.json").write_text('{"Values": {')
+
+    result = run_devstack(tmp_path)
+
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "is not valid JSON" in result.stderr
+
+
+def write_bridge_app(app_dir: Path, ports: dict[str, int]) -> None:
+    """The real function app in api_key mode, with no token scope and no storage (no fixed ports)."""
+    shutil.copyfile(REPO_ROOT / "function_app.py", app_dir / "function_app.py")
+    shutil.copyfile(REPO_ROOT / "host.json", app_dir / "host.json")
+    values = {
+        "FUNCTIONS_WORKER_RUNTIME": "python",
+        "SCHEDULER_ENDPOINTS": f"http://127.0.0.1:{ports['east']}/mcp,http://127.0.0.1:{ports['west']}/mcp",
+        "SCHEDULER_AUTH": "api_key",
+        "SCHEDULER_CLIENT_ID": "first-run-client",
+        "SCHEDULER_API_KEY": "first-run-api-key-0123456789",
+        "IDENTITY_ENDPOINT": f"http://127.0.0.1:{ports['identity']}/msi/token",
+        "IDENTITY_HEADER": "first-run-identity-header",
+        "DEVSTACK_SIGNING_KEY": SIGNING_KEY,
+        "DEVSTACK_FUNCTION_KEY": "first-run-function-key",
+        "DEVSTACK_MASTER_KEY": "first-run-master-key",
+        "HEALTH_PROBE_SCHEDULE": "0 0 0 1 1 *",
+    }
+    (app_dir / "local.settings.json.example").write_text(json.dumps({"Values": values}))
+
+
+def printed_commands(banner: str) -> str:
+    """The shell lines between "Function key:" and "Press Ctrl-C", exactly as printed."""
+    lines = banner.split("Press Ctrl-C to stop.")[0].split("Function key:")[1].splitlines()[1:]
+    return "\n".join(line for line in lines if line.strip())
+
+
+def test_the_printed_curls_work_as_pasted_in_api_key_mode_without_a_scope(tmp_path: Path) -> None:
+    ports = {"east": free_port(), "west": free_port(), "identity": free_port(), "host": free_port()}
+    write_bridge_app(tmp_path, ports)
+    output = tmp_path / "run.out"
+    with output.open("wb") as sink:
+        run = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "devstack.run",
+                "--app-dir",
+                str(tmp_path),
+                "--host-port",
+                str(ports["host"]),
+            ],
+            cwd=REPO_ROOT,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        try:
+            wait_for_text(output, "Press Ctrl-C to stop.", timeout=60)
+            assert "Press Ctrl-C to stop." in output.read_text(), output.read_text()
+            commands = printed_commands(output.read_text())
+            shell = run_pasted(commands, tmp_path)
+        finally:
+            run.send_signal(signal.SIGINT)
+            exit_code = run.wait(timeout=20)
+
+    assert "<" not in commands, "no placeholder left to fill in"
+    assert shell.returncode == 0, shell.stderr
+    # The schedule answer reaches stderr through `tee`, interleaved with the status lines.
+    assert re.findall(r"HTTP (\d{3})\n", shell.stderr) == ["200"] * 4, shell.stderr
+    answers = [json.loads(line) for line in shell.stdout.splitlines()]
+    tools, status, health = answers
+    assert "scheduleConversation" in [tool["name"] for tool in tools["tools"]]
+    assert status["status"]["status"] == "scheduled"
+    assert status["conversation_id"].startswith("conv-")
+    assert health["status"] == "ok"
+    assert exit_code == 0, output.read_text()
+
+
+def run_pasted(commands: str, workdir: Path) -> subprocess.CompletedProcess[str]:
+    """Run the commands through sh as a reader would, each curl also reporting its status on stderr.
+
+    Where curl is missing, a stand-in that makes the same request with httpx2 takes its place.
+    """
+    bin_dir = workdir / "bin"
+    bin_dir.mkdir()
+    real_curl = shutil.which("curl")
+    if real_curl is None:
+        (bin_dir / "curl").write_text(f"#!{sys.executable}\n{CURL_STAND_IN}")
+    else:
+        # The last -w wins: this one keeps the printed command's newline and adds the status.
+        (bin_dir / "curl").write_text(
+            f"#!/bin/sh\nexec {real_curl} \"$@\" -w '\\n%{{stderr}}HTTP %{{http_code}}\\n'\n"
+        )
+    (bin_dir / "curl").chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    script = "set -e\n" + commands + "\n"
+    return subprocess.run(
+        ["sh", "-c", script], env=env, capture_output=True, text=True, timeout=120, cwd=workdir
+    )
+
+
+CURL_STAND_IN = textwrap.dedent(
+    """
+    import sys, httpx2
+    args, method, headers, data, url = sys.argv[1:], "GET", {}, None, None
+    while args:
+        arg = args.pop(0)
+        if arg == "-X": method = args.pop(0)
+        elif arg == "-H": name, _, value = args.pop(0).partition(":"); headers[name] = value.strip()
+        elif arg == "-d": data = args.pop(0)
+        elif arg == "-w": args.pop(0)
+        elif arg == "-s": pass
+        else: url = arg
+    response = httpx2.request(method, url, headers=headers, content=data, timeout=60)
+    sys.stdout.write(response.text + "\\n")
+    sys.stderr.write(f"HTTP {response.status_code}\\n")
+    """
+)

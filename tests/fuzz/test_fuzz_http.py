@@ -187,7 +187,7 @@ class _RawCase:
 
     def validate_response(self, response: requests.Response, checks: Any) -> None:
         if content_type(response) == "application/problem+json":
-            from mcp_bridge.openapi import document
+            from mcp_bridge.functions.openapi import document
 
             doc = document()
             schema = {"$ref": "#/components/schemas/ProblemDetails", "components": doc["components"]}

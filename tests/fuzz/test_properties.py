@@ -26,9 +26,14 @@ from mcp_types import Tool
 from devstack.conversations import InMemoryConversationStore
 from devstack.scheduler_counters import SchedulerCounters
 from devstack.scheduler_tools import register_scheduler_tools
-from mcp_bridge.catalog import MAX_VIOLATIONS, CatalogTool, _compile
-from mcp_bridge.http_api import CONVERSATION_ID, MAX_ARGUMENT_DEPTH, check_conversation_id, read_arguments
+from mcp_bridge.functions.tools_api import (
+    CONVERSATION_ID,
+    MAX_ARGUMENT_DEPTH,
+    check_conversation_id,
+    read_arguments,
+)
 from mcp_bridge.problems import BadRequest, PayloadTooLarge
+from mcp_bridge.upstream.catalog import MAX_VIOLATIONS, CatalogTool, _compile
 
 from .conftest import tally
 

@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 
-from mcp_bridge import retry, telemetry
-from mcp_bridge.probe import probe_all
+from mcp_bridge import telemetry
+from mcp_bridge.failover import retry
+from mcp_bridge.failover.probe import probe_all
 from mcp_bridge.runtime import get_bridge
 from tests.conftest import API_KEY, IDENTITY_HEADER, SIGNING_KEY, control, schedule_arguments
 from tests.telemetry_process.conftest import (
@@ -309,3 +310,55 @@ def test_a_broken_connection_string_turns_telemetry_off_without_quoting_it(caplo
     errors = [r.getMessage() for r in caplog.records if r.name == "mcp_bridge.telemetry._setup"]
     assert errors == ["Telemetry is off: setting up Azure Monitor failed (ValueError)"]
     assert "hunter2" not in caplog.text
+
+
+async def test_audit_records_are_custom_events_and_tool_spans_carry_the_callers_id(
+    configure, functions, stack, ingestion
+):
+    from tests.test_caller_roles import READER, ROLES, WRITER
+
+    await configure(scheduler_tool_roles=ROLES, website_auth_enabled="True")
+    arguments = schedule_arguments(topic="Merger talks with Contoso")
+    booked = await functions.call_tool(
+        "scheduleConversation", arguments, headers={**WRITER, "Idempotency-Key": "order-4711"}
+    )
+    refused = await functions.call_tool("scheduleConversation", arguments, headers=READER)
+    assert (booked.status, refused.status) == (200, 403)
+
+    envelopes = exported(ingestion)
+    events = [
+        e["data"]["baseData"] | {"tags": e["tags"]}
+        for e in envelopes
+        if e["data"]["baseType"] == "EventData" and e["data"]["baseData"]["name"] == "SchedulerBridgeToolCall"
+    ]
+    assert len(events) == 2, "one custom event per call, the refusal included"
+    audit_fields = {
+        key: value for key, value in events[0]["properties"].items() if not key.startswith("code.")
+    }
+    assert audit_fields == {
+        "caller.kind": "principal",
+        "caller.id": "oid-booking-service",
+        "caller.name": "booking-service",
+        "caller.idp": "aad",
+        "caller.roles": "Scheduler.Write",
+        "tool": "scheduleConversation",
+        "outcome": "ok",
+        "status": "200",
+        "endpoint": stack.east.mcp_url,
+        "attempts": "1",
+        "idempotency_key": "order-4711",
+        "logger_name": "mcp_bridge.audit",
+    }
+    assert events[0]["tags"]["ai.user.authUserId"] == "oid-booking-service", "enduser.id, as a tag"
+    assert (events[1]["properties"]["outcome"], events[1]["properties"]["status"]) == (
+        "caller-not-allowed",
+        "403",
+    )
+    span = only(dependencies(envelopes, "tools/call scheduleConversation"))  # the refusal never got one
+    assert span["tags"]["ai.user.authUserId"] == "oid-booking-service"
+    text = json.dumps(events)
+    assert "Merger talks" not in text and "alice@example.com" not in text, "no argument in the trail"
+    in_events = leaks(
+        text, {"api key": API_KEY, "identity header": IDENTITY_HEADER, "signing key": SIGNING_KEY}
+    )
+    assert in_events == []

@@ -1,0 +1,413 @@
+"""The bridge's settings: parsed and validated once, named exactly as the app settings are.
+
+A missing or invalid setting must never stop the Functions host from indexing the app, so nothing
+here runs at import time. `load_settings()` parses on first use and remembers either the settings
+or the `SettingsError` that every request then reports as a 500 problem naming the setting.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from functools import cached_property
+from typing import Annotated, Literal, TypeVar
+from urllib.parse import urlsplit
+
+from pydantic import (
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from . import endpoint_policy
+from .keyvault_reference import KeyVaultReference, substitute_references
+from .keyvault_settings import KeyVaultSettings, VaultAccess
+from .mcp_client_config import ConfigFileLayer, McpClientConfigError, layer_mcp_client_config
+from .tool_roles import ToolRoles, parse_role_list, parse_tool_roles
+
+_LOGGER = logging.getLogger(__name__)
+
+AuthMode = Literal["managed_identity", "api_key", "none"]
+
+# Audiences whose tokens must never leave for a third party: an ARM token grants control of the
+# subscription the identity can touch. The original integration guide sent exactly such a token to
+# the Scheduler.
+_ARM_HOSTS = ("management.azure.com", "management.core.windows.net")
+
+
+class EnvVar:
+    """App-setting names in one place, so code and messages never disagree on spelling."""
+
+    ENDPOINTS = "SCHEDULER_ENDPOINTS"
+    AUTH = "SCHEDULER_AUTH"
+    TOKEN_SCOPE = "SCHEDULER_TOKEN_SCOPE"
+    CLIENT_ID = "SCHEDULER_CLIENT_ID"
+    API_KEY = "SCHEDULER_API_KEY"
+    CLIENT_ID_HEADER = "SCHEDULER_CLIENT_ID_HEADER"
+    API_KEY_HEADER = "SCHEDULER_API_KEY_HEADER"
+    STATUS_TOOL = "SCHEDULER_STATUS_TOOL"
+    STATUS_ARGUMENT = "SCHEDULER_STATUS_ARGUMENT"
+    ALLOWED_TOOLS = "SCHEDULER_ALLOWED_TOOLS"
+    TIMEOUT_SECONDS = "SCHEDULER_TIMEOUT_SECONDS"
+    MAX_REQUEST_BYTES = "MAX_REQUEST_BYTES"
+    ALLOW_PRIVATE_ENDPOINTS = "SCHEDULER_ALLOW_PRIVATE_ENDPOINTS"
+    MAX_UPSTREAM_RESPONSE_BYTES = "MAX_UPSTREAM_RESPONSE_BYTES"
+    # Callers and their roles (mcp_bridge.callers); App Service sets WEBSITE_AUTH_ENABLED itself
+    TOOL_ROLES = "SCHEDULER_TOOL_ROLES"
+    KEY_CALLER_ROLES = "SCHEDULER_KEY_CALLER_ROLES"
+    WEBSITE_AUTH_ENABLED = "WEBSITE_AUTH_ENABLED"
+    AZURE_CLIENT_ID = "AZURE_CLIENT_ID"
+    # Key Vault, the Azure-services switch and the MCP client configuration file
+    # (keyvault_settings, mcp_client_config)
+    USE_AZURE_SERVICES = "USE_AZURE_SERVICES"
+    KEYVAULT_URI = "KEYVAULT_URI"
+    KEYVAULT_CLIENT_ID_SECRET = "KEYVAULT_CLIENT_ID_SECRET"
+    KEYVAULT_API_KEY_SECRET = "KEYVAULT_API_KEY_SECRET"
+    KEYVAULT_URL_TEMPLATE = "KEYVAULT_URL_TEMPLATE"
+    KEYVAULT_CA_FILE = "KEYVAULT_CA_FILE"
+    MCP_CONFIG_FILE = "MCP_CONFIG_FILE"
+    # Telemetry (mcp_bridge.telemetry); the Functions worker and the Azure Monitor distro read them too
+    APPINSIGHTS_CONNECTION_STRING = "APPLICATIONINSIGHTS_CONNECTION_STRING"
+    WORKER_TELEMETRY = "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY"
+    TELEMETRY_LOGGER_NAME = "PYTHON_APPLICATIONINSIGHTS_LOGGER_NAME"
+    OTEL_SDK_DISABLED = "OTEL_SDK_DISABLED"
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class BridgeSettings(BaseSettings, KeyVaultSettings):
+    """Every app setting the bridge reads; field names map 1:1 to upper-case setting names.
+
+    The Key Vault settings are inherited from `KeyVaultSettings`."""
+
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+
+    # Declared before the endpoints: their validator reads it.
+    scheduler_allow_private_endpoints: bool = False
+    scheduler_endpoints: Annotated[list[str], NoDecode] = Field(min_length=1)
+    scheduler_auth: AuthMode = "managed_identity"
+    scheduler_token_scope: str | None = None
+    azure_client_id: str | None = None
+    scheduler_client_id: str | None = None
+    scheduler_api_key: SecretStr | None = None
+    scheduler_client_id_header: str = Field(default="X-Client-Id", pattern=r"^[A-Za-z0-9-]+$")
+    scheduler_api_key_header: str = Field(default="X-API-Key", pattern=r"^[A-Za-z0-9-]+$")
+    scheduler_status_tool: str = Field(default="getConversationStatus", min_length=1)
+    scheduler_status_argument: str = Field(default="conversation_id", min_length=1)
+    scheduler_allowed_tools: Annotated[frozenset[str] | None, NoDecode] = None
+    scheduler_timeout_seconds: float = Field(default=30.0, gt=0, le=230)
+    max_request_bytes: int = Field(default=1_048_576, gt=0)
+    max_upstream_response_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+    tools_cache_ttl_seconds: float = Field(default=300.0, gt=0)
+    scheduler_idle_connection_seconds: float = Field(default=4.0, ge=0, le=300)
+    scheduler_tool_roles: Annotated[tuple[tuple[str, str], ...] | None, NoDecode] = None
+    scheduler_key_caller_roles: Annotated[frozenset[str] | None, NoDecode] = None
+    website_auth_enabled: Annotated[bool, NoDecode] = False
+
+    # Health probes and the shared snapshot
+    health_probe_schedule: str = "*/30 * * * * *"
+    health_probe_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    scheduler_ping_path: str = Field(default="/ping", pattern=r"^(/[^?#]*)?$")
+    health_snapshot_container: str = Field(
+        default="scheduler-bridge", pattern=r"^[a-z0-9](-?[a-z0-9]){2,62}$"
+    )
+    health_snapshot_blob: str = Field(default="health.json", min_length=1, max_length=1024)
+    health_snapshot_ttl_seconds: float = Field(default=10.0, gt=0)
+    health_auth_level: Literal["anonymous", "function", "admin"] = "function"
+    azurewebjobsstorage: SecretStr | None = None
+    azurewebjobsstorage__blobserviceuri: str | None = None
+    azurewebjobsstorage__accountname: str | None = None
+    applicationinsights_connection_string: SecretStr | None = None
+
+    @field_validator(
+        "scheduler_token_scope", "azure_client_id", "scheduler_client_id", "scheduler_api_key", mode="before"
+    )
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        # App settings cannot be deleted from a template, only blanked: "" means "not set".
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator(
+        "azurewebjobsstorage",
+        "azurewebjobsstorage__blobserviceuri",
+        "azurewebjobsstorage__accountname",
+        "applicationinsights_connection_string",
+        mode="before",
+    )
+    @classmethod
+    def _blank_storage_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("scheduler_endpoints", mode="before")
+    @classmethod
+    def _endpoints_from_csv(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("scheduler_endpoints")
+    @classmethod
+    def _endpoints_are_urls(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        # The endpoint address policy lives in endpoint_policy; the same rules run again at connect time.
+        allow_private = info.data.get("scheduler_allow_private_endpoints") is True
+        for position, url in enumerate(value, start=1):
+            parts = urlsplit(url)
+            if parts.username or parts.password:
+                raise ValueError("endpoint URLs must not carry credentials")
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"endpoint {position} is not an http(s) URL")
+            host = parts.hostname
+            if parts.scheme != "https" and not endpoint_policy.is_loopback_host(host):
+                raise ValueError(
+                    f"endpoint {position} ({host}) must use https; plain http is allowed only for loopback"
+                )
+            literal = endpoint_policy.literal_address(host)
+            reason = (
+                None if literal is None else endpoint_policy.refusal(literal, allow_private=allow_private)
+            )
+            if reason is not None:
+                raise ValueError(f"endpoint {position} ({host}) is refused: {reason}")
+        if len(set(value)) != len(value):
+            raise ValueError("an endpoint is listed twice")
+        return value
+
+    @field_validator("scheduler_allowed_tools", mode="before")
+    @classmethod
+    def _allowed_from_csv(cls, value: object) -> object:
+        split = _split_csv(value)
+        return frozenset(split) if isinstance(split, list) and split else None
+
+    @field_validator("scheduler_tool_roles", mode="before")
+    @classmethod
+    def _tool_roles_from_pairs(cls, value: object) -> object:
+        if isinstance(value, str):
+            return parse_tool_roles(value) if value.strip() else None
+        return value
+
+    @field_validator("scheduler_key_caller_roles", mode="before")
+    @classmethod
+    def _key_roles_from_csv(cls, value: object) -> object:
+        if isinstance(value, str):
+            return parse_role_list(value) if value.strip() else None
+        return value
+
+    @field_validator("website_auth_enabled", mode="before")
+    @classmethod
+    def _platform_true(cls, value: object) -> object:
+        # App Service writes exactly "True"; anything else (unset, "1", "yes") is not its word.
+        if isinstance(value, str):
+            return value.strip().lower() == "true"
+        return value
+
+    @field_validator("scheduler_token_scope")
+    @classmethod
+    def _scope_is_not_arm(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.strip()
+        host = urlsplit(value).hostname or ""
+        if host in _ARM_HOSTS or any(arm in value.lower() for arm in _ARM_HOSTS):
+            raise ValueError(
+                "refused: a scope on Azure Resource Manager would hand an ARM token to a third party; "
+                "use the Scheduler's own application ID URI, e.g. api://<scheduler-app-id>/.default"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _auth_mode_has_what_it_needs(self) -> BridgeSettings:
+        if self.scheduler_auth == "managed_identity" and not self.scheduler_token_scope:
+            raise _setting_missing(EnvVar.TOKEN_SCOPE, "required when SCHEDULER_AUTH=managed_identity")
+        if self.scheduler_auth == "managed_identity" and self.use_azure_services is False:
+            raise _setting_missing(
+                EnvVar.USE_AZURE_SERVICES,
+                "false turns managed identity off, but SCHEDULER_AUTH is managed_identity (the default)",
+            )
+        # With a vault (KEYVAULT_URI), it supplies whichever of the two app settings leave unset.
+        if self.scheduler_auth == "api_key" and self.secrets_vault_url is None:
+            why = "required when SCHEDULER_AUTH=api_key"
+            if self.keyvault_uri is not None:
+                why += " (KEYVAULT_URI is not read: USE_AZURE_SERVICES=false)"
+            if not self.scheduler_client_id:
+                raise _setting_missing(EnvVar.CLIENT_ID, why)
+            if self.scheduler_api_key is None or not self.scheduler_api_key.get_secret_value():
+                raise _setting_missing(EnvVar.API_KEY, why)
+        if self.scheduler_key_caller_roles is not None and self.scheduler_tool_roles is None:
+            # Left alone it would read as "key callers are limited", while every caller may call all.
+            why = f"has no effect unless {EnvVar.TOOL_ROLES} is set; set both or neither"
+            raise _setting_missing(EnvVar.KEY_CALLER_ROLES, why)
+        return self
+
+    @cached_property
+    def primary_endpoint(self) -> str:
+        return self.scheduler_endpoints[0]
+
+    @cached_property
+    def tool_roles(self) -> ToolRoles | None:
+        """`SCHEDULER_TOOL_ROLES` as a policy; None: every caller may call every allowed tool."""
+        return None if self.scheduler_tool_roles is None else ToolRoles.from_pairs(self.scheduler_tool_roles)
+
+    @property
+    def key_caller_roles(self) -> frozenset[str]:
+        return self.scheduler_key_caller_roles or frozenset()
+
+    @property
+    def storage_connection_string(self) -> str | None:
+        return self.azurewebjobsstorage.get_secret_value() if self.azurewebjobsstorage else None
+
+    @property
+    def storage_blob_url(self) -> str | None:
+        """Identity-based storage (`AzureWebJobsStorage__blobServiceUri` or `__accountName`)."""
+        if self.azurewebjobsstorage__blobserviceuri:
+            return self.azurewebjobsstorage__blobserviceuri
+        if self.azurewebjobsstorage__accountname:
+            return f"https://{self.azurewebjobsstorage__accountname}.blob.core.windows.net"
+        return None
+
+    @property
+    def has_shared_storage(self) -> bool:
+        return bool(self.storage_connection_string or self.storage_blob_url)
+
+    def tool_is_allowed(self, name: str) -> bool:
+        return self.scheduler_allowed_tools is None or name in self.scheduler_allowed_tools
+
+
+class _MissingSetting(ValueError):
+    def __init__(self, setting: str, message: str) -> None:
+        super().__init__(message)
+        self.setting = setting
+
+
+def _setting_missing(setting: str, message: str) -> _MissingSetting:
+    return _MissingSetting(setting, message)
+
+
+class SettingsError(Exception):
+    """A setting is missing or invalid. The message names the setting and never echoes its value."""
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(f"{name}: {message}" for name, message in problems))
+
+
+class UnresolvedReferences(SettingsError):
+    """Settings hold Key Vault references not resolved yet. Never cached: resolving is async and
+    happens on first use (`azure_services.settings_loader.ensure_settings`); `pending` maps each
+    setting to its `(reference text, reference)`, `access` says how to reach the vaults."""
+
+    def __init__(
+        self,
+        pending: dict[str, tuple[str, KeyVaultReference]],
+        access: VaultAccess,
+        file_layer: ConfigFileLayer,
+    ) -> None:
+        message = "holds a Key Vault reference that is resolved on first use"
+        super().__init__([(name, message) for name in pending])
+        self.pending = pending
+        self.access = access
+        self.attribute = file_layer.attribute  # names a setting from MCP_CONFIG_FILE by its JSON path
+
+
+# Needed to reach a vault, so they cannot be references themselves.
+_VAULT_ACCESS_FIELDS = frozenset(VaultAccess.model_fields)
+
+
+def parse_settings(
+    environ: Mapping[str, str] | None = None, *, resolved: dict[str, tuple[str, str]] | None = None
+) -> BridgeSettings:
+    """Parse settings from `environ` (default: the process environment) layered over the MCP client
+    configuration file (`MCP_CONFIG_FILE`), with Key Vault references replaced from `resolved`
+    (setting name → `(reference text, value)`). Raises `SettingsError`, or `UnresolvedReferences`."""
+    try:
+        layered, file_layer = layer_mcp_client_config(os.environ if environ is None else environ)
+    except McpClientConfigError as exc:
+        raise SettingsError(exc.problems) from None
+    fields = BridgeSettings.model_fields
+    values = {name.lower(): value for name, value in layered.items() if name.lower() in fields}
+    substitution = substitute_references(values, resolved or {}, protected=_VAULT_ACCESS_FIELDS)
+    if substitution.problems:
+        raise SettingsError(file_layer.attribute(substitution.problems))
+    if substitution.pending:
+        access = _validated(VaultAccess, substitution.values, file_layer, {})
+        if not access.keyvault_enabled:
+            message = "holds a Key Vault reference, but USE_AZURE_SERVICES=false turns Key Vault off"
+            raise SettingsError(file_layer.attribute([(name, message) for name in substitution.pending]))
+        raise UnresolvedReferences(substitution.pending, access, file_layer)
+    return _validated(BridgeSettings, substitution.values, file_layer, substitution.substituted)
+
+
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+def _validated(
+    model: type[_Model], values: dict[str, str], file_layer: ConfigFileLayer, from_vault: dict[str, str]
+) -> _Model:
+    try:
+        return model.model_validate({name: values[name] for name in model.model_fields if name in values})
+    except ValidationError as exc:
+        problems = [(name, _redact(message, from_vault.get(name))) for name, message in _describe(exc)]
+        raise SettingsError(file_layer.attribute(problems)) from None
+
+
+def _redact(message: str, secret: str | None) -> str:
+    """A validator may quote the value; one that came from Key Vault must not reach a response."""
+    if secret:
+        for part in sorted({secret, *secret.split(",")}, key=len, reverse=True):
+            if len(part.strip()) >= 3:
+                message = message.replace(part.strip(), "<from Key Vault>")
+    return message
+
+
+def _describe(exc: ValidationError) -> list[tuple[str, str]]:
+    problems: list[tuple[str, str]] = []
+    for error in exc.errors(include_input=False, include_url=False):
+        ctx_error = (error.get("ctx") or {}).get("error")
+        if isinstance(ctx_error, _MissingSetting):
+            problems.append((ctx_error.setting, str(ctx_error)))
+            continue
+        loc = error.get("loc") or ()
+        name = str(loc[0]).upper() if loc else "settings"
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "missing":
+            message = "required but not set"
+        problems.append((name, message))
+    return problems
+
+
+_cached: BridgeSettings | SettingsError | None = None
+_resolved: dict[str, tuple[str, str]] = {}
+
+
+def load_settings() -> BridgeSettings:
+    """The process-wide settings, parsed once. Raises the same `SettingsError` on every call."""
+    global _cached
+    if _cached is None:
+        try:
+            _cached = parse_settings(resolved=_resolved)
+        except UnresolvedReferences:
+            raise
+        except SettingsError as exc:
+            _LOGGER.error("Invalid configuration: %s", exc)
+            _cached = exc
+    if isinstance(_cached, SettingsError):
+        raise _cached
+    return _cached
+
+
+def use_resolved_references(resolved: dict[str, tuple[str, str]]) -> None:
+    """Key Vault references resolved by `settings_loader`; the next `load_settings()` uses them."""
+    global _cached, _resolved
+    _resolved, _cached = {**_resolved, **resolved}, None
+
+
+def reset_settings() -> None:
+    """Forget the parsed settings (tests, and hosts that change app settings in place)."""
+    global _cached, _resolved
+    _cached, _resolved = None, {}

@@ -1,0 +1,81 @@
+"""The health probe timer and `GET /api/health`.
+
+The timer probes every endpoint and publishes the result; `/api/health` shows this instance's view
+(probe results, possibly from the shared snapshot, plus its own passive ejections).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+
+import azure.functions as func
+
+from .tools_api import respond
+
+_LOGGER = logging.getLogger(__name__)
+
+_AUTH_LEVELS = {
+    "anonymous": func.AuthLevel.ANONYMOUS,
+    "function": func.AuthLevel.FUNCTION,
+    "admin": func.AuthLevel.ADMIN,
+}
+
+
+def health_auth_level() -> func.AuthLevel:
+    """`HEALTH_AUTH_LEVEL`, read leniently: indexing must not fail on a bad value (the setting
+    itself is validated with the others and reported as a 500 on every request)."""
+    return _AUTH_LEVELS.get(
+        os.environ.get("HEALTH_AUTH_LEVEL", "function").strip().lower(), func.AuthLevel.FUNCTION
+    )
+
+
+bp = func.Blueprint()
+
+
+@bp.function_name("health_probe")
+@bp.timer_trigger(
+    schedule="%HEALTH_PROBE_SCHEDULE%", arg_name="timer", run_on_startup=False, use_monitor=True
+)
+async def health_probe(timer: func.TimerRequest) -> None:
+    # Imported here, not at indexing time (see tools_api).
+    from ..config.settings import SettingsError
+    from ..failover.probe import probe_all
+    from ..runtime import get_bridge
+
+    if timer.past_due:
+        _LOGGER.warning("Health probe is running late (past due)")
+    try:
+        bridge = await get_bridge()
+    except SettingsError as exc:
+        _LOGGER.error("Health probe skipped: invalid settings: %s", exc)
+        return
+    results = await probe_all(bridge)
+    for result in results:
+        _LOGGER.info(
+            "probe endpoint=%s ok=%s latency_ms=%.1f error=%s",
+            result.url,
+            result.ok,
+            result.latency_ms,
+            result.error,
+        )
+
+
+async def _health(req: func.HttpRequest) -> func.HttpResponse:
+    from ..runtime import get_bridge
+
+    bridge = await get_bridge()
+    view = await bridge.read_health()
+    return func.HttpResponse(
+        body=json.dumps(view),
+        status_code=503 if view["status"] == "unavailable" else 200,
+        mimetype="application/json",
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+@bp.function_name("health")
+@bp.route(route="health", methods=[func.HttpMethod.GET], auth_level=health_auth_level())
+async def health(req: func.HttpRequest) -> func.HttpResponse:
+    return await respond(req, _health)

@@ -1,0 +1,233 @@
+"""The HTTP functions: plain JSON in and out, problem+json on every failure.
+
+Handlers only parse and shape. Everything that touches the Scheduler goes through the shared
+`SchedulerBridge`, so bad input is refused here before any upstream call is made.
+
+The bridge, its settings and everything they pull in (mcp, httpx2, pydantic, jsonschema,
+azure-identity) are imported by the handlers on first use, not here: the host imports this module
+to index the functions, and indexing needs only the decorators (cold start; README "Performance").
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import azure.functions as func
+
+from .. import redaction
+from ..problems import BadRequest, Misconfigured, PayloadTooLarge, Problem
+
+if TYPE_CHECKING:  # pydantic models are imported by the handlers, not at indexing time
+    from .. import models
+
+_LOGGER = logging.getLogger(__name__)
+
+CONVERSATION_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+MISSING_ID_MESSAGE = "Please pass a conversation_id on the query string"
+MAX_ARGUMENT_DEPTH = 32
+
+bp = func.Blueprint()
+
+Handler = Callable[[func.HttpRequest], Awaitable[func.HttpResponse]]
+
+
+def _json(body: models.ToolCallResult | models.ToolList | models.ConversationStatus) -> func.HttpResponse:
+    return func.HttpResponse(
+        body=body.to_json(),
+        status_code=200,
+        mimetype="application/json",
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+async def respond(
+    req: func.HttpRequest, handler: Handler, *, needs_settings: bool = True
+) -> func.HttpResponse:
+    """Run `handler`, turning every failure into problem+json without internals or secrets."""
+    from ..config.settings import SettingsError
+
+    redaction.install()
+    instance = urlsplit(req.url).path  # never the query string: it may hold the function key
+    try:
+        if needs_settings:
+            from ..runtime import ensure_settings
+
+            await ensure_settings()  # resolves Key Vault references on first use; then a cache hit
+        return await handler(req)
+    except Problem as problem:
+        return problem.to_response(instance)
+    except SettingsError as exc:
+        return Misconfigured(
+            "the bridge's app settings are invalid: " + str(exc),
+            settings=[{"name": name, "problem": message} for name, message in exc.problems],
+        ).to_response(instance)
+    except Exception:
+        _LOGGER.exception("Unhandled error in %s", redaction.printable(instance))
+        return Problem("an unexpected error occurred; see the function's logs").to_response(instance)
+
+
+def read_arguments(req: func.HttpRequest, max_bytes: int) -> dict[str, Any]:
+    """The JSON object of tool arguments; an empty body means `{}`."""
+    declared = req.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > max_bytes:
+        raise PayloadTooLarge(f"the body is larger than {max_bytes} bytes", max_bytes=max_bytes)
+    body = req.get_body() or b""
+    if len(body) > max_bytes:
+        raise PayloadTooLarge(f"the body is larger than {max_bytes} bytes", max_bytes=max_bytes)
+    if not body.strip():
+        return {}
+    try:
+        # RFC 8259: JSON between systems is UTF-8, and NaN/Infinity are not JSON.
+        arguments = json.loads(body.decode("utf-8"), parse_constant=_not_json)
+    except UnicodeDecodeError:
+        raise BadRequest("the body is not valid UTF-8 JSON") from None
+    except json.JSONDecodeError as exc:
+        raise BadRequest(f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except _NotJson as exc:
+        raise BadRequest(f"malformed JSON: {exc}") from None
+    except RecursionError:
+        raise BadRequest("the body's JSON is nested too deeply") from None
+    if not isinstance(arguments, dict):
+        raise BadRequest(f"the body must be a JSON object of tool arguments, not {type(arguments).__name__}")
+    if _nesting(arguments) > MAX_ARGUMENT_DEPTH:
+        # Deeper than any tool's schema goes, and past what the MCP SDK can serialize.
+        raise BadRequest(f"the body's JSON is nested deeper than {MAX_ARGUMENT_DEPTH} levels")
+    return arguments
+
+
+def _nesting(value: Any) -> int:
+    deepest, pending = 0, [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            children = item.values() if isinstance(item, dict) else item
+            pending.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+class _NotJson(ValueError):
+    pass
+
+
+def _not_json(constant: str) -> Any:
+    raise _NotJson(f"{constant} is not a JSON value")
+
+
+def check_conversation_id(conversation_id: str) -> str:
+    if not CONVERSATION_ID.fullmatch(conversation_id):
+        raise BadRequest(
+            "conversation_id must be 1 to 128 characters from A-Z, a-z, 0-9, '.', '_', ':' and '-'"
+        )
+    return conversation_id
+
+
+async def _call_tool(req: func.HttpRequest) -> func.HttpResponse:
+    from .. import models
+    from ..callers import audit
+    from ..callers.access import caller_of, require
+    from ..calls.outcomes import dump_content
+    from ..config.settings import load_settings
+    from ..runtime import get_bridge
+
+    settings = load_settings()
+    name = req.route_params.get("tool_name", "")
+    with audit.tool_call(name, idempotency_key=req.headers.get("idempotency-key")) as record:
+        record.caller = caller = caller_of(req.headers, settings)
+        require(caller, name, settings)  # before the body is even read: a refusal costs nothing
+        arguments = read_arguments(req, settings.max_request_bytes)
+        bridge = await get_bridge()
+        outcome = await bridge.call_tool(name, arguments)
+    result = outcome.result
+    return _json(
+        models.ToolCallResult(
+            tool=outcome.tool,
+            endpoint=outcome.endpoint,
+            content=dump_content(result),
+            structured_content=result.structured_content,
+        )
+    )
+
+
+async def _list_tools(req: func.HttpRequest) -> func.HttpResponse:
+    from .. import models
+    from ..callers.access import caller_of, may_call
+    from ..config.settings import load_settings
+    from ..runtime import get_bridge
+
+    settings = load_settings()
+    caller = caller_of(req.headers, settings)
+    bridge = await get_bridge()
+    endpoint, tools = await bridge.list_tools()
+    visible = [t for t in tools if may_call(caller, t.tool.name, settings)]  # only what it may call
+    return _json(
+        models.ToolList(
+            endpoint=endpoint, tools=[models.ToolDescription.model_validate(t.describe()) for t in visible]
+        )
+    )
+
+
+async def _status_of(req: func.HttpRequest, conversation_id: str | None) -> func.HttpResponse:
+    from .. import models
+    from ..callers import audit
+    from ..callers.access import caller_of, require
+    from ..calls.outcomes import result_text
+    from ..config.settings import load_settings
+    from ..runtime import get_bridge
+
+    settings = load_settings()
+    tool = settings.scheduler_status_tool
+    with audit.tool_call(tool) as record:
+        record.caller = caller = caller_of(req.headers, settings)
+        require(caller, tool, settings)
+        if not conversation_id:
+            raise BadRequest(MISSING_ID_MESSAGE)
+        check_conversation_id(conversation_id)
+        bridge = await get_bridge()
+        outcome = await bridge.call_tool(tool, {settings.scheduler_status_argument: conversation_id})
+    result = outcome.result
+    status = result.structured_content if result.structured_content is not None else result_text(result)
+    return _json(
+        models.ConversationStatus(conversation_id=conversation_id, status=status, endpoint=outcome.endpoint)
+    )
+
+
+async def _conversation_status(req: func.HttpRequest) -> func.HttpResponse:
+    return await _status_of(req, req.route_params.get("conversation_id", ""))
+
+
+async def _conversation_status_query(req: func.HttpRequest) -> func.HttpResponse:
+    return await _status_of(req, req.params.get("conversation_id"))
+
+
+@bp.function_name("call_tool")
+@bp.route(route="tools/{tool_name}", methods=[func.HttpMethod.POST], auth_level=func.AuthLevel.FUNCTION)
+async def call_tool(req: func.HttpRequest) -> func.HttpResponse:
+    return await respond(req, _call_tool)
+
+
+@bp.function_name("list_tools")
+@bp.route(route="tools", methods=[func.HttpMethod.GET], auth_level=func.AuthLevel.FUNCTION)
+async def list_tools(req: func.HttpRequest) -> func.HttpResponse:
+    return await respond(req, _list_tools)
+
+
+@bp.function_name("conversation_status")
+@bp.route(
+    route="conversations/{conversation_id}/status",
+    methods=[func.HttpMethod.GET],
+    auth_level=func.AuthLevel.FUNCTION,
+)
+async def conversation_status(req: func.HttpRequest) -> func.HttpResponse:
+    return await respond(req, _conversation_status)
+
+
+@bp.function_name("conversation_status_query")
+@bp.route(route="conversation-status", methods=[func.HttpMethod.GET], auth_level=func.AuthLevel.FUNCTION)
+async def conversation_status_query(req: func.HttpRequest) -> func.HttpResponse:
+    return await respond(req, _conversation_status_query)
