@@ -79,7 +79,9 @@ class Peer:
     def label(self) -> str:
         return f"{self.name} ({self.package} {self.version})"
 
-    def command(self, role: Literal["server", "progress"], port: int, *, idle_timeout: float | None = None):
+    def command(
+        self, role: Literal["server", "progress"], port: int, *, idle_timeout: float | None = None
+    ) -> tuple[list[str], dict[str, str]]:
         """The argv and environment that start this peer (or its progress server) on `port`."""
         if self.kind == "python":
             sdk = "fastmcp" if self.package == "fastmcp" else "mcp"
