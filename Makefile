@@ -10,7 +10,7 @@ AZURITE_VERSION := 3.37.0
 CHECKOV_VERSION := 3.3.30
 CHECKOV := .tools/checkov/bin/checkov
 
-.PHONY: install run test lint bench package infra-check clean
+.PHONY: install peers run test conformance lint bench package infra-check clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,12 +31,21 @@ $(CHECKOV): $(STAMP)
 
 install: $(STAMP) $(AZURITE) $(CHECKOV)
 
+# Third-party MCP servers for the conformance matrix, pinned, each in its own npm folder or venv
+# under .cache/conformance (docs/conformance.md). Idempotent: a peer whose stamp matches its lock is skipped.
+peers: $(STAMP)
+	$(PY) -m tests.conformance.install
+
 run: install
 	$(PY) -m devstack.run
 
-test: install
+test: install peers
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q
+
+# Only the conformance matrix (peer × scenario), printed as a table at the end (docs/conformance.md).
+conformance: install peers
+	$(PY) -m pytest -q tests/conformance
 
 # The bridge side by side with a raw mcp.Client on loopback, about 2-3 minutes (docs/performance.md).
 # Uses wrk for the HTTP section when installed (apt-get install wrk), else an httpx2 load loop.
@@ -56,4 +65,4 @@ lint: install
 	$(PY) -m ruff format --check .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache build .tools
+	rm -rf $(VENV) .pytest_cache .ruff_cache build .tools .cache/conformance
