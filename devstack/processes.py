@@ -365,29 +365,6 @@ def start_ingestion(
     return process
 
 
-def start_front_end(
-    *,
-    port: int,
-    backend: str,
-    log_dir: Path,
-    name: str = "front-end",
-    dead_answer: str = "502",
-    wait: bool = True,
-    ready_timeout: float = DEFAULT_READY_TIMEOUT_SECONDS,
-) -> ManagedProcess:
-    """Start `python -m devstack.front_end` before `backend`; ready when its counters answer."""
-    process = ManagedProcess(
-        name=name,
-        module="devstack.front_end",
-        args=["--port", str(port), "--backend", backend, "--dead-answer", dead_answer],
-        port=port,
-        log_path=log_dir / f"{name}.log",
-        ready_path="/_frontend/counters",
-    )
-    _launch(process, wait=wait, ready_timeout=ready_timeout)
-    return process
-
-
 def start_host(
     *,
     port: int,

@@ -2,8 +2,9 @@
 
 A real region sits behind a front end (Front Door, Application Gateway, an ingress) that keeps
 answering when the app behind it is gone: 502, 503, 504, or a connection reset mid-answer. The
-devstack front end (`devstack.front_end`) plays it in front of the east Scheduler; the tests then
-point it at a port where nothing listens, as if the app had died. Moving to a healthy region the call has not tried never spends the retry budget, so neither a
+tests' front end (`tests/conformance/frontend.py`, the conformance matrix's own) plays it in front
+of the east Scheduler; the tests then point it at a port where nothing listens, as if the app had
+died. Moving to a healthy region the call has not tried never spends the retry budget, so neither a
 sequential caller nor a burst of 100 concurrent callers sees a failure. The dead region receives
 what passive ejection lets through; the tests print how much.
 """
@@ -11,43 +12,37 @@ what passive ejection lets through; the tests print how much.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 
-import httpx2
 import pytest
 
-from devstack.processes import free_port, start_front_end
+from devstack.processes import free_port
 from mcp_bridge.runtime import get_bridge
 
-from .conftest import control, tool_calls
+from .conformance.frontend import FrontEnd
+from .conftest import schedule_arguments, tool_calls
 
-DEAD_ANSWERS = ["502", "503", "504", "reset"]
+DEAD_ANSWERS = [502, 503, 504, "reset"]
 
 
-@pytest.fixture(scope="module")
-def front_end(devstack) -> Iterator[str]:
-    process = start_front_end(port=free_port(), backend=devstack.east.url, log_dir=devstack.log_dir)
+@pytest.fixture
+async def front_end(stack) -> AsyncIterator[FrontEnd]:
+    proxy = await FrontEnd(stack.east.port).start()
     try:
-        yield process.url
+        yield proxy
     finally:
-        process.stop()
-
-
-def front_end_control(url: str, body: dict) -> dict:
-    response = httpx2.post(url + "/_frontend/config", json=body, timeout=5)
-    response.raise_for_status()
-    return response.json()
+        await proxy.aclose()
 
 
 async def _east_dies_behind_its_front_end(
-    configure, functions, stack, front_end: str, dead_answer: str
+    configure, functions, stack, front_end: FrontEnd, dead_answer
 ) -> None:
-    await configure(endpoints=[f"{front_end}/mcp", stack.west.mcp_url], scheduler_ping_path="")
-    front_end_control(front_end, {"backend": stack.east.url})
+    await configure(endpoints=[f"{front_end.url}/mcp", stack.west.mcp_url], scheduler_ping_path="")
     warm = await functions.call_tool("listConversations", {})
-    assert warm.status == 200 and warm.json["endpoint"] == f"{front_end}/mcp", warm.body
-    dead_app = f"http://127.0.0.1:{free_port()}"  # nothing listens: the app behind the front end died
-    front_end_control(front_end, {"backend": dead_app, "dead_answer": dead_answer, "reset_counters": True})
+    assert warm.status == 200 and warm.json["endpoint"] == f"{front_end.url}/mcp", warm.body
+    front_end.upstream_port = free_port()  # nothing listens there: the app behind the front end died
+    front_end.dead_answer = dead_answer
+    front_end.reset_counters()
 
 
 @pytest.mark.parametrize("dead_answer", DEAD_ANSWERS)
@@ -58,11 +53,9 @@ async def test_a_sequential_caller_sees_no_failure(configure, functions, stack, 
         statuses.append((await functions.call_tool("listConversations", {})).status)
         await asyncio.sleep(0.1)
     assert statuses == [200] * 10, statuses
-    counters = front_end_control(front_end, {})
-    print(
-        f"\nfront end answering {dead_answer}, sequential: dead region received {counters['received']} requests"
-    )
-    assert counters["forwarded"] == 0
+    calls = front_end.counters.tool_calls
+    print(f"\nfront end answering {dead_answer}, sequential: the dead region received {calls} calls")
+    assert front_end.counters.forwarded == 0 and calls == 5, "5 failures in a row eject the region"
     assert tool_calls(stack.west, "listConversations") == 10
     bridge = await get_bridge()
     assert bridge.health.active_endpoint() == stack.west.mcp_url, "passive ejection moved traffic away"
@@ -76,11 +69,9 @@ async def test_a_burst_of_100_concurrent_callers_sees_no_failure(
     replies = await asyncio.gather(*(functions.call_tool("listConversations", {}) for _ in range(100)))
     failed = [reply.body for reply in replies if reply.status != 200]
     assert not failed, failed[:3]
-    counters = front_end_control(front_end, {})
-    print(
-        f"\nfront end answering {dead_answer}, burst of 100: dead region received {counters['received']} requests"
-    )
-    assert counters["received"] <= 100, "each call tried the dead region at most once"
+    calls = front_end.counters.tool_calls
+    print(f"\nfront end answering {dead_answer}, burst of 100: the dead region received {calls} calls")
+    assert calls <= 100, "each call tried the dead region at most once"
     assert tool_calls(stack.west, "listConversations") == 100
 
 
@@ -88,10 +79,7 @@ async def test_a_call_that_is_not_idempotent_is_never_repeated_behind_a_502(
     configure, functions, stack, front_end
 ):
     """A front end's 502 does not say whether the app ran the call: outcome unknown, not a retry."""
-    from .conftest import schedule_arguments
-
-    await _east_dies_behind_its_front_end(configure, functions, stack, front_end, "502")
+    await _east_dies_behind_its_front_end(configure, functions, stack, front_end, 502)
     reply = await functions.call_tool("scheduleConversation", schedule_arguments("behind a dead front end"))
     assert reply.status == 502 and reply.json["type"].endswith(":outcome-unknown"), reply.body
     assert tool_calls(stack.west, "scheduleConversation") == 0
-    assert control(stack.west.url)["tool_calls"].get("scheduleConversation", 0) == 0
