@@ -12,9 +12,11 @@ CHECKOV := .tools/checkov/bin/checkov
 
 .PHONY: install peers run test conformance lint bench package infra-check clean
 
+# uv resolves and installs the ~150 packages in seconds where pip takes minutes.
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install -q --disable-pip-version-check "uv>=0.9,<1"
+	$(PY) -m uv pip install --quiet --python $(PY) -r requirements-dev.txt
 	touch $(STAMP)
 
 # Azurite (the storage emulator) comes from npm; Node and npm are on the machine.
@@ -29,7 +31,9 @@ $(CHECKOV): $(STAMP)
 	$(PY) -m uv venv --quiet --python $(PY) .tools/checkov
 	$(PY) -m uv pip install --quiet --no-config --python .tools/checkov/bin/python checkov==$(CHECKOV_VERSION)
 
-install: $(STAMP) $(AZURITE) $(CHECKOV)
+# The pieces are independent once the venv exists, so they install side by side.
+install:
+	@$(MAKE) --no-print-directory -j4 $(STAMP) $(AZURITE) $(CHECKOV)
 
 # Third-party MCP servers for the conformance matrix, pinned, each in its own npm folder or venv
 # under .cache/conformance (docs/conformance.md). Idempotent: a peer whose stamp matches its lock is skipped.
@@ -39,12 +43,22 @@ peers: $(STAMP)
 run: install
 	$(PY) -m devstack.run
 
-test: install peers
+# The suite runs on two workers (pytest-xdist, a file per worker at a time) while the conformance
+# matrix runs beside it in its own process; its output follows the suite's. Most tests wait on
+# real servers, so two cores carry three test processes well.
+test:
+	@$(MAKE) --no-print-directory -j4 $(STAMP) $(AZURITE) $(CHECKOV) peers
 	$(PY) -m ruff check .
-	$(PY) -m pytest -q
+	@mkdir -p .cache; \
+	$(PY) -m pytest -q -p no:cacheprovider tests/conformance > .cache/conformance.log 2>&1 & matrix=$$!; \
+	$(PY) -m pytest -q -n 2 --dist loadfile --ignore=tests/conformance; suite=$$?; \
+	wait $$matrix; conformance=$$?; \
+	echo "--- conformance matrix (tests/conformance)"; cat .cache/conformance.log; \
+	test $$suite -eq 0 -a $$conformance -eq 0
 
 # Only the conformance matrix (peer × scenario), printed as a table at the end (docs/conformance.md).
-conformance: install peers
+conformance:
+	@$(MAKE) --no-print-directory -j4 $(STAMP) $(AZURITE) $(CHECKOV) peers
 	$(PY) -m pytest -q tests/conformance
 
 # The bridge side by side with a raw mcp.Client on loopback, about 2-3 minutes (docs/performance.md).
