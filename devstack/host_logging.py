@@ -22,20 +22,13 @@ from collections.abc import Mapping
 from contextvars import ContextVar
 from pathlib import Path
 
+from mcp_bridge.host_logging.levels import HOST_LEVELS
+
 _LOGGER = logging.getLogger(__name__)
 
 CURRENT_FUNCTION: ContextVar[str | None] = ContextVar("devstack_current_function", default=None)
 """The function whose invocation the current task is running (set by the host around each call)."""
 
-_LEVELS = {
-    "trace": 5,
-    "debug": logging.DEBUG,
-    "information": logging.INFO,
-    "warning": logging.WARNING,
-    "error": logging.ERROR,
-    "critical": logging.CRITICAL,
-    "none": logging.CRITICAL + 10,
-}
 _SYSTEM_LOGGERS = ("devstack", "uvicorn", "azure_functions_worker", "azure.functions")
 """Not user records: the host's own and the worker's (`is_system_log_category`)."""
 
@@ -48,9 +41,9 @@ def read_log_levels(app_dir: Path) -> dict[str, int]:
         return {}
     section = document.get("logging", {}).get("logLevel", {}) if isinstance(document, dict) else {}
     return {
-        str(category): _LEVELS[str(name).strip().lower()]
+        str(category): HOST_LEVELS[str(name).strip().lower()]
         for category, name in (section.items() if isinstance(section, Mapping) else ())
-        if str(name).strip().lower() in _LEVELS
+        if str(name).strip().lower() in HOST_LEVELS
     }
 
 

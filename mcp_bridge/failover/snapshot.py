@@ -24,18 +24,9 @@ class BlobSnapshotStore:
     """Reads and writes the snapshot blob (azure-storage-blob aio over our httpx2 transport)."""
 
     def __init__(self, settings: BridgeSettings, *, credential: Any = None) -> None:
-        from azure.storage.blob.aio import BlobServiceClient
+        from ..azure_services.blob_service import blob_service
 
-        from ..azure_services.http_client import azure_http_client
-        from ..azure_services.transport import Httpx2Transport
-
-        transport = Httpx2Transport(azure_http_client(), owns_client=True)
-        options = {"transport": transport, "retry_total": 1}
-        if settings.storage_connection_string:
-            service = BlobServiceClient.from_connection_string(settings.storage_connection_string, **options)
-        else:
-            assert settings.storage_blob_url is not None
-            service = BlobServiceClient(settings.storage_blob_url, credential=credential, **options)
+        service = blob_service(settings, credential=credential)
         self._service = service
         self._container = service.get_container_client(settings.health_snapshot_container)
         self._blob = self._container.get_blob_client(settings.health_snapshot_blob)

@@ -33,7 +33,7 @@ _LOGGER = logging.getLogger(__name__)
 
 WORKER_RUNTIME_SETTING = "FUNCTIONS_WORKER_RUNTIME"
 HOST_CATEGORY_ROOTS = frozenset({"default", "host", "function", "microsoft", "worker", "system"})
-_LEVELS = {
+HOST_LEVELS = {
     "trace": 5,
     "debug": logging.DEBUG,
     "information": logging.INFO,
@@ -42,6 +42,7 @@ _LEVELS = {
     "critical": logging.CRITICAL,
     "none": logging.CRITICAL + 10,
 }
+"""host.json's level names (.NET's `LogLevel`) as Python logging levels."""
 
 _applied = False
 _lock = threading.Lock()
@@ -57,7 +58,7 @@ def python_logger_levels(host_json: Mapping[str, object]) -> dict[str, int]:
     for category, name in log_level.items():
         if str(category).split(".")[0].lower() in HOST_CATEGORY_ROOTS:
             continue
-        level = _LEVELS.get(str(name).strip().lower())
+        level = HOST_LEVELS.get(str(name).strip().lower())
         if level is not None:
             levels[str(category)] = level
     return levels

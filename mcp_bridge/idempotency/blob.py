@@ -31,25 +31,9 @@ _T = TypeVar("_T")
 
 class BlobStore:
     def __init__(self, settings: BridgeSettings, *, credential: Any = None) -> None:
-        from azure.storage.blob.aio import BlobServiceClient
+        from ..azure_services.blob_service import blob_service
 
-        from ..azure_services.http_client import azure_http_client
-        from ..azure_services.transport import Httpx2Transport
-
-        transport = Httpx2Transport(azure_http_client(), owns_client=True)
-        # One quick retry: storage's default first backoff (15 s) would hold a request past any deadline.
-        options: dict[str, Any] = {
-            "transport": transport,
-            "retry_total": 1,
-            "initial_backoff": 0.2,
-            "increment_base": 0,
-            "random_jitter_range": 0.1,
-        }
-        if settings.storage_connection_string:
-            service = BlobServiceClient.from_connection_string(settings.storage_connection_string, **options)
-        else:
-            assert settings.storage_blob_url is not None
-            service = BlobServiceClient(settings.storage_blob_url, credential=credential, **options)
+        service = blob_service(settings, credential=credential)
         self._service = service
         self._container = service.get_container_client(settings.idempotency_container)
         self.kind = f"blob:{settings.idempotency_container}"
