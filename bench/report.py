@@ -13,6 +13,8 @@ from .latency import LatencyResult
 from .stats import median
 
 RESULT_KEYS = (
+    "cpu_per_call_ratio_1",
+    "cpu_per_call_ratio_100",
     "p1_bridge_over_raw_modern",
     "p1_bridge_over_raw_legacy",
     "p3_naive_over_bridge_modern",
@@ -39,6 +41,8 @@ class Report:
         modern = next(c for c in self.concurrency if c.era == "modern")
         at_100 = next(level for level in modern.levels if level.callers == 100)
         return {
+            "cpu_per_call_ratio_1": round(self.latency["modern"].cpu_ratio, 3),
+            "cpu_per_call_ratio_100": round(at_100.cpu_ratio, 3),
             "p1_bridge_over_raw_modern": round(self.latency["modern"].bridge_over_raw, 3),
             "p1_bridge_over_raw_legacy": round(self.latency["legacy"].bridge_over_raw, 3),
             "p3_naive_over_bridge_modern": round(self.latency["modern"].naive_over_bridge, 2),
@@ -82,13 +86,20 @@ class Report:
                 f"{result.naive_over_bridge:.1f} ({result.reused_token_naive_over_bridge:.1f} "
                 "with the token reused)** | | | | | |"
             )
+            low, high = result.cpu_ratio_spread
+            out.append(
+                f"| {era} | **client CPU per call, bridge/raw: {result.cpu_ratio:.3f} "
+                f"({low:.2f}–{high:.2f}), median (IQR) of "
+                f"{len(result.cpu_block_ratios)} blocks of interleaved rounds** | | | | | |"
+            )
         out += [
             "",
             "### 2. Concurrency (`getConversationStatus`; steady-state calls/s)",
             "",
             "| era | callers | raw/s | bridge/s | bridge/raw: median of pairs (IQR) | p99 ms raw / bridge "
-            "| errors raw / bridge | client CPU ms per call raw / bridge | client CPU busy raw / bridge |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| errors raw / bridge | client CPU ms per call raw / bridge "
+            "| CPU per call bridge/raw: median of pairs (IQR) | client CPU busy raw / bridge |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for conc in self.concurrency:
             for level in conc.levels:
@@ -99,6 +110,8 @@ class Report:
                     f"{level.p99_ms('raw'):.0f} / {level.p99_ms('bridge'):.0f} | "
                     f"{level.errors['raw']} / {level.errors['bridge']} | "
                     f"{level.cpu_per_call_ms('raw'):.2f} / {level.cpu_per_call_ms('bridge'):.2f} | "
+                    f"{level.cpu_ratio:.3f} "
+                    f"({level.cpu_ratio_spread[0]:.2f}–{level.cpu_ratio_spread[1]:.2f}) | "
                     f"{level.cpu_busy('raw'):.2f} / {level.cpu_busy('bridge'):.2f} |"
                 )
         out += [
