@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import ssl
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -24,6 +25,7 @@ from .config.settings import BridgeSettings
 from .telemetry import configure_telemetry
 from .upstream.addresses import guard_connections
 from .upstream.auth import BearerTokenAuth, HeaderKeyAuth
+from .upstream.keepalive import KeepAliveTuner
 from .upstream.tokens import TokenProvider
 from .upstream.wire import ShieldedTransport
 
@@ -82,21 +84,25 @@ def scheduler_http_client(settings: BridgeSettings, auth: httpx2.Auth | None) ->
     """The pooled client for Scheduler traffic: explicit limits and timeouts, no redirects, every
     connection checked against the endpoint address policy, answers capped in size."""
     deadline = settings.scheduler_timeout_seconds
+    ca_file = settings.scheduler_ca_file
     # Few idle connections: the pool probes every idle socket on each request, twice, at 7 µs or more
     # each; after a burst of 100 calls, 100 idle connections added over 1 ms to every later call.
     pool = httpx2.AsyncHTTPTransport(
-        # Idle connections are dropped before the Scheduler's server does it (uvicorn and Node close
-        # after 5 s): a request written onto a connection the server is closing fails ambiguously,
-        # and a non-idempotent call that never ran would then answer "outcome unknown".
+        # Idle connections are kept as long as the server keeps them: a `Keep-Alive: timeout=` it
+        # sends wins (`KeepAliveTuner`), else the setting. Dropping them before the server does keeps
+        # the keep-alive race away; `upstream.keepalive` says what happens if it is lost anyway.
         limits=httpx2.Limits(
             max_connections=256,
             max_keepalive_connections=20,
             keepalive_expiry=settings.scheduler_idle_connection_seconds,
         ),
         retries=0,
+        **({"verify": ssl.create_default_context(cafile=settings.scheduler_ca_file)} if ca_file else {}),
     )
     guard_connections(pool, allow_private=settings.scheduler_allow_private_endpoints)
-    transport = ShieldedTransport(pool, max_response_bytes=settings.max_upstream_response_bytes)
+    transport = ShieldedTransport(
+        pool, max_response_bytes=settings.max_upstream_response_bytes, keep_alive=KeepAliveTuner(pool)
+    )
     return httpx2.AsyncClient(
         auth=auth,
         transport=transport,

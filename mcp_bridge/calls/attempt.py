@@ -75,7 +75,7 @@ class AttemptRunner:
             )
         client = await self.client(attempt)
         limit = attempt.limit(splittable=tool.idempotent)
-        result, trace = await _traced(client.call_tool(name, arguments), limit)
+        result, trace = await _traced(client.call_tool(name, arguments), limit, idempotent=tool.idempotent)
         if trace.input_requested is not None:
             raise input_required(name, session.url, trace.input_requested)
         if isinstance(result, types.CallToolResult):
@@ -86,7 +86,9 @@ class AttemptRunner:
             _LOGGER.info("Session lost at %s; reconnecting once", session.url)
             client = await self._reconnect(session, client)
             result, trace = await _traced(
-                client.call_tool(name, arguments), attempt.limit(splittable=tool.idempotent)
+                client.call_tool(name, arguments),
+                attempt.limit(splittable=tool.idempotent),
+                idempotent=tool.idempotent,
             )
             if trace.input_requested is not None:
                 raise input_required(name, session.url, trace.input_requested)
@@ -146,9 +148,11 @@ class AttemptRunner:
             ) from None
 
 
-async def _traced(call: Awaitable[Any], limit: float | None) -> tuple[Any, WireTrace]:
+async def _traced(
+    call: Awaitable[Any], limit: float | None, *, idempotent: bool = False
+) -> tuple[Any, WireTrace]:
     """Run `call` under a fresh `WireTrace` and a time limit; return its result or its exception."""
-    trace = WireTrace()
+    trace = WireTrace(idempotent_call=idempotent)
     token = current_trace.set(trace)
     try:
         async with asyncio.timeout(limit) as scope:
