@@ -30,6 +30,7 @@ from .latency import run_latency
 from .report import Report
 from .rig import build_rig
 from .stack import start_stack
+from .wan import run_wan
 
 
 @dataclass(frozen=True)
@@ -45,11 +46,25 @@ class Plan:
     http_rounds: int = 2
     import_runs: int = 11
     first_runs: int = 3
+    wan_delay: float = 0.035  # one way
+    wan_dense_rounds: int = 30
+    wan_slots: int = 6  # sparse clients of each kind at once
+    wan_sparse_calls: int = 3  # counted calls per sparse client, one per period
+    wan_period: float = 10.0
 
     @classmethod
     def quick(cls) -> Plan:
         return cls(
-            rounds=150, pairs=2, legacy_pairs=1, http_seconds=1.0, http_rounds=1, import_runs=3, first_runs=1
+            rounds=150,
+            pairs=2,
+            legacy_pairs=1,
+            http_seconds=1.0,
+            http_rounds=1,
+            import_runs=3,
+            first_runs=1,
+            wan_dense_rounds=9,
+            wan_slots=2,
+            wan_sparse_calls=1,
         )
 
 
@@ -118,6 +133,15 @@ async def run(plan: Plan) -> Report:
             seconds=plan.http_seconds,
             rounds=plan.http_rounds,
         )
+        _progress(f"WAN: TLS, {plan.wan_delay * 1000:.0f} ms each way, dense and sparse", started)
+        wan = await run_wan(
+            rig,
+            delay=plan.wan_delay,
+            dense_rounds=plan.wan_dense_rounds,
+            slots=plan.wan_slots,
+            sparse_calls=plan.wan_sparse_calls,
+            period=plan.wan_period,
+        )
         _progress("failover", started)
         failover = await run_failover(rig, callers=16, seconds=3.0, kill_after=1.0)
     finally:
@@ -132,6 +156,7 @@ async def run(plan: Plan) -> Report:
         http=http,
         cold=cold,
         failover=failover,
+        wan=wan,
         elapsed_seconds=time.perf_counter() - started,
     )
 

@@ -10,6 +10,8 @@ app uses (the MCP SDK, httpx2, pydantic, jsonschema, azure-identity) serves requ
 
 Then the first request after import: a fresh process imports `function_app` and calls the tool
 twice. The first call pays the deferred imports, the token, the MCP session and the tool listing.
+Last, the same after the warm-up function ran first, as the host runs it on a new instance before
+sending it traffic: `first_request_after_warmup_ms`.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ class ColdStartResult:
     first_ms: list[float]
     second_ms: list[float]
     paired_ratios: list[float]
+    warmup_ms: list[float]  # the warm-up function itself, in a fresh instance
+    after_warmup_ms: list[float]  # the first request after it
 
     @property
     def import_ratio(self) -> float:
@@ -96,7 +100,7 @@ def run_cold_start(rig: Rig, *, runs: int, first_runs: int) -> ColdStartResult:
     baseline = ("import", *BASELINE)
     _run(env, *app)  # warm the page cache and __pycache__ for both, unmeasured
     _run(env, *baseline)
-    result = ColdStartResult([], [], [], [], [], [])
+    result = ColdStartResult([], [], [], [], [], [], [], [])
     for number in range(runs):
         order = (app, baseline) if number % 2 == 0 else (baseline, app)
         for args in order:
@@ -108,4 +112,7 @@ def run_cold_start(rig: Rig, *, runs: int, first_runs: int) -> ColdStartResult:
         first = _run(env, "first", json.dumps(rig.arguments))
         result.first_ms.append(first["first_ms"])
         result.second_ms.append(first["second_ms"])
+        warm = _run(env, "warm", json.dumps(rig.arguments))
+        result.warmup_ms.append(warm["warmup_ms"])
+        result.after_warmup_ms.append(warm["first_ms"])
     return result

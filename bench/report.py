@@ -11,6 +11,7 @@ from .failover import FailoverResult
 from .http_load import HttpResult
 from .latency import LatencyResult
 from .stats import median
+from .wan import WanResult
 
 RESULT_KEYS = (
     "cpu_per_call_ratio_1",
@@ -24,6 +25,9 @@ RESULT_KEYS = (
     "p5_import_ratio",
     "p6_failed_safe_requests",
     "failover_ms",
+    "first_request_after_warmup_ms",
+    "wan_sparse_over_dense",
+    "wan_naive_over_bridge",
 )
 
 
@@ -35,6 +39,7 @@ class Report:
     http: HttpResult
     cold: ColdStartResult
     failover: FailoverResult
+    wan: WanResult
     elapsed_seconds: float
 
     def result(self) -> dict[str, float | int]:
@@ -54,7 +59,41 @@ class Report:
             "failover_ms": round(self.failover.failover_ms)
             if math.isfinite(self.failover.failover_ms)
             else -1,
+            "first_request_after_warmup_ms": round(median(self.cold.after_warmup_ms), 1),
+            "wan_sparse_over_dense": round(self.wan.sparse_over_dense, 3),
+            "wan_naive_over_bridge": round(self.wan.naive_over_bridge, 2),
         }
+
+    def _wan_lines(self) -> list[str]:
+        wan = self.wan
+        names = {
+            "bridge": "bridge",
+            "bridge_idle_4s": "bridge, idle connections dropped after 4 s (the old default)",
+            "raw": "raw: one persistent `mcp.Client`",
+            "naive": "naive: new client, session and token per call",
+        }
+        out = [
+            f"### 6. Over a network (modern era; TLS, {wan.delay_ms:.0f} ms each way, Scheduler keep-alive "
+            f"120 s; ms)",
+            "",
+            f"| variant | dense p50 | dense p90 | dense calls | sparse (a call per {wan.period:.0f} s) p50 "
+            "| sparse p90 | sparse calls | failed |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for variant, name in names.items():
+            out.append(
+                f"| {name} | {wan.p50('dense', variant):.0f} | {wan.p90('dense', variant):.0f} | "
+                f"{len(wan.dense[variant])} | {wan.p50('sparse', variant):.0f} | "
+                f"{wan.p90('sparse', variant):.0f} | {len(wan.sparse[variant])} | {wan.failures[variant]} |"
+            )
+        out += [
+            f"| **bridge sparse/dense {wan.sparse_over_dense:.3f}; naive/bridge (dense) "
+            f"{wan.naive_over_bridge:.1f}** | | | | | | | |",
+            "",
+        ]
+        if wan.failure_kinds:
+            out += ["Failures: " + "; ".join(wan.failure_kinds), ""]
+        return out
 
     def lines(self) -> list[str]:
         out = [
@@ -164,6 +203,10 @@ class Report:
             f"| first request after import (imports, token, MCP session, tool list, call) | "
             f"{median(cold.first_ms):.0f} | {len(cold.first_ms)} |",
             f"| second request | {median(cold.second_ms):.1f} | {len(cold.second_ms)} |",
+            f"| the warm-up function (imports, token, a session and a listing per endpoint) | "
+            f"{median(cold.warmup_ms):.0f} | {len(cold.warmup_ms)} |",
+            f"| **first request after the warm-up** | **{median(cold.after_warmup_ms):.1f}** | "
+            f"{len(cold.after_warmup_ms)} |",
         ]
         fail = self.failover
         out += [
@@ -178,6 +221,7 @@ class Report:
             f"{'secondary' if fail.active_endpoint_is_secondary else 'primary'} |",
             "",
         ]
+        out += self._wan_lines()
         result = self.result()
         out.append("RESULT " + " ".join(f"{key}={result[key]}" for key in RESULT_KEYS))
         return out

@@ -31,6 +31,7 @@ _LOGGER = logging.getLogger(__name__)
 
 HTTP_TRIGGER = "httpTrigger"
 TIMER_TRIGGER = "timerTrigger"
+WARMUP_TRIGGER = "warmupTrigger"
 _CONTEXT_PARAMETER = "context"
 
 
@@ -109,12 +110,24 @@ def index_function_app(
                     run_on_startup=bool(getattr(trigger, "run_on_startup", False)),
                 )
             )
-        else:
+        elif trigger_type != WARMUP_TRIGGER:  # see warmup_functions
             _LOGGER.warning(
                 "function %s has a %s trigger, which this host does not serve", name, trigger_type
             )
     http_functions.sort(key=lambda f: f.route.precedence)
     return http_functions, timer_functions
+
+
+def warmup_functions(app: FunctionRegister, *, script_dir: Path | None = None) -> list[IndexedFunction]:
+    """The app's warm-up functions, which the host runs on a new instance before it gets traffic."""
+    directory = str(script_dir or Path.cwd())
+    warmups: list[IndexedFunction] = []
+    for function in app.get_functions():
+        trigger = function.get_trigger()
+        if trigger is not None and trigger.get_binding_name() == WARMUP_TRIGGER:
+            name = function.get_function_name() or function.get_user_function().__name__
+            warmups.append(IndexedFunction(**_common_fields(function, name, trigger.name, directory)))
+    return warmups
 
 
 def _common_fields(function: Function, name: str, trigger_parameter: str, directory: str) -> dict[str, Any]:

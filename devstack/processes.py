@@ -430,10 +430,12 @@ def start_host(
     app_dir: Path,
     settings_file: Path | None = None,
     env: dict[str, str] | None = None,
+    warm_up: bool = False,
     wait: bool = True,
     ready_timeout: float = DEFAULT_READY_TIMEOUT_SECONDS,
 ) -> ManagedProcess:
-    """Start `python -m devstack.host` for `app_dir`'s function_app; ready when `/admin/host/ping` answers.
+    """Start `python -m devstack.host` for `app_dir`'s function_app; ready when `/admin/host/ping` answers
+    (with `warm_up`, after the app's warm-up functions ran).
 
     `env` is added to the child's environment; like real app settings it wins
     over `local.settings.json` values.
@@ -441,6 +443,8 @@ def start_host(
     args = ["--port", str(port), "--app-dir", str(app_dir)]
     if settings_file is not None:
         args += ["--settings", str(settings_file)]
+    if warm_up:
+        args.append("--warm-up")
     process = ManagedProcess(
         name="host",
         module="devstack.host",

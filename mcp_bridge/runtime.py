@@ -213,3 +213,31 @@ def build_bridge(
             credential, _ = credential_source(settings)
         bridge.share_health_through(BlobSnapshotStore(settings, credential=credential))
     return bridge
+
+
+async def warm_up() -> dict[str, str]:
+    """Pay before traffic arrives what the first request would: the deferred imports, the settings,
+    the credential and a token, then for every configured endpoint an MCP session and its tool
+    listing. Returns each endpoint's outcome ("ready" or why not); never raises for an endpoint,
+    since an instance must still start when a region is down (the call path fails over)."""
+    # What the request handlers import on first use (mcp_bridge/functions/tools_api.py).
+    from . import models  # noqa: F401
+    from .callers import access, audit  # noqa: F401
+    from .calls import outcomes  # noqa: F401
+
+    bridge = await get_bridge()
+    if bridge.tokens is not None:
+        await bridge.tokens.get_token()
+    limit = bridge.settings.scheduler_timeout_seconds
+
+    async def ready(session: Any) -> str:
+        try:
+            async with asyncio.timeout(limit):
+                await session.client()
+                await session.catalog()
+        except Exception as exc:  # reported, not raised: see the docstring
+            return f"not ready ({type(exc).__name__})"
+        return "ready"
+
+    states = await asyncio.gather(*(ready(session) for session in bridge.endpoints))
+    return {session.url: state for session, state in zip(bridge.endpoints, states, strict=True)}
