@@ -40,7 +40,7 @@ test: install
 
 # The bridge side by side with a raw mcp.Client on loopback, about 2-3 minutes (docs/performance.md).
 # Uses wrk for the HTTP section when installed (apt-get install wrk), else an httpx2 load loop.
-bench: install
+bench: install package
 	$(PY) -m bench
 
 # The zip to deploy (docs/deployment.md): build/scheduler-bridge.zip, and build/package/ for azd.

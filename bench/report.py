@@ -190,6 +190,11 @@ class Report:
             "",
             "### 4. Cold start (fresh interpreters, telemetry off; medians, ms unless a ratio)",
             "",
+            "From `make package`'s tree with `PYTHONDONTWRITEBYTECODE=1`, as Azure runs it (checked-hash "
+            "bytecode)."
+            if cold.packaged
+            else "From the source tree (no `build/package`: run `make package`).",
+            "",
             "| what | median | runs |",
             "|---|---:|---:|",
             f"| `import function_app` | {median(cold.app_import_ms):.1f} | {len(cold.app_import_ms)} |",

@@ -218,8 +218,9 @@ def build_bridge(
 async def warm_up() -> dict[str, str]:
     """Pay before traffic arrives what the first request would: the deferred imports, the settings,
     the credential and a token, then for every configured endpoint an MCP session and its tool
-    listing. Returns each endpoint's outcome ("ready" or why not); never raises for an endpoint,
-    since an instance must still start when a region is down (the call path fails over)."""
+    listing, and a first probe round. Returns each endpoint's outcome ("ready" or why not); never
+    raises for an endpoint, since an instance must still start when a region is down (the call
+    path fails over)."""
     # What the request handlers import on first use (mcp_bridge/functions/tools_api.py).
     from . import models  # noqa: F401
     from .callers import access, audit  # noqa: F401
@@ -240,4 +241,12 @@ async def warm_up() -> dict[str, str]:
         return "ready"
 
     states = await asyncio.gather(*(ready(session) for session in bridge.endpoints))
+    # The first probe round too, which the first request would otherwise start beside itself.
+    from .failover.probe import probe_all
+
+    try:
+        async with asyncio.timeout(limit):
+            await probe_all(bridge, publish=False)
+    except Exception as exc:  # as above: health stays unknown, and a request starts a round
+        _LOGGER.warning("Warm-up probe round failed: %s", type(exc).__name__)
     return {session.url: state for session, state in zip(bridge.endpoints, states, strict=True)}
