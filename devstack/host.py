@@ -41,7 +41,7 @@ from starlette.routing import Route
 
 from devstack import host_logging
 from devstack.easyauth import EasyAuth
-from devstack.host_functions import HttpFunction, TimerFunction, index_function_app, warmup_functions
+from devstack.host_functions import HttpFunction, TimerFunction, index_function_app
 from devstack.host_http import (
     HostKeys,
     from_function_response,
@@ -84,10 +84,10 @@ def build_host_app(
     Azure runs them on a new instance before sending it traffic.
 
     With `easyauth`, every function call passes App Service Authentication first (devstack.easyauth)."""
-    http_functions, timer_functions = index_function_app(
+    http_functions, timer_functions, warmups = index_function_app(
         function_app, route_prefix=route_prefix, script_dir=script_dir
     )
-    warmups = warmup_functions(function_app, script_dir=script_dir) if warm_up else []
+    warmups = warmups if warm_up else []
     keys = HostKeys(function_key=function_key, master_key=master_key)
     for function in http_functions:
         _LOGGER.info(

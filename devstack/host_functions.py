@@ -78,10 +78,12 @@ class TimerFunction(IndexedFunction):
 
 def index_function_app(
     app: FunctionRegister, *, route_prefix: str, script_dir: Path | None = None
-) -> tuple[list[HttpFunction], list[TimerFunction]]:
-    """Split the app's functions into HTTP and timer functions, HTTP ones ordered by route precedence."""
+) -> tuple[list[HttpFunction], list[TimerFunction], list[IndexedFunction]]:
+    """Split the app's functions into HTTP, timer and warm-up functions, HTTP ones ordered by route
+    precedence. (`get_functions()` may be called once per app: it registers blueprints again.)"""
     http_functions: list[HttpFunction] = []
     timer_functions: list[TimerFunction] = []
+    warmups: list[IndexedFunction] = []
     directory = str(script_dir or Path.cwd())
     for function in app.get_functions():
         trigger = function.get_trigger()
@@ -110,24 +112,14 @@ def index_function_app(
                     run_on_startup=bool(getattr(trigger, "run_on_startup", False)),
                 )
             )
-        elif trigger_type != WARMUP_TRIGGER:  # see warmup_functions
+        elif trigger_type == WARMUP_TRIGGER:  # run on a new instance before it gets traffic
+            warmups.append(IndexedFunction(**common))
+        else:
             _LOGGER.warning(
                 "function %s has a %s trigger, which this host does not serve", name, trigger_type
             )
     http_functions.sort(key=lambda f: f.route.precedence)
-    return http_functions, timer_functions
-
-
-def warmup_functions(app: FunctionRegister, *, script_dir: Path | None = None) -> list[IndexedFunction]:
-    """The app's warm-up functions, which the host runs on a new instance before it gets traffic."""
-    directory = str(script_dir or Path.cwd())
-    warmups: list[IndexedFunction] = []
-    for function in app.get_functions():
-        trigger = function.get_trigger()
-        if trigger is not None and trigger.get_binding_name() == WARMUP_TRIGGER:
-            name = function.get_function_name() or function.get_user_function().__name__
-            warmups.append(IndexedFunction(**_common_fields(function, name, trigger.name, directory)))
-    return warmups
+    return http_functions, timer_functions, warmups
 
 
 def _common_fields(function: Function, name: str, trigger_parameter: str, directory: str) -> dict[str, Any]:
