@@ -10,7 +10,7 @@ AZURITE_VERSION := 3.37.0
 CHECKOV_VERSION := 3.3.30
 CHECKOV := .tools/checkov/bin/checkov
 
-.PHONY: install run test lint bench package infra-check clean
+.PHONY: install run test lint bench profile package infra-check clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,12 @@ test: install
 # Uses wrk for the HTTP section when installed (apt-get install wrk), else an httpx2 load loop.
 bench: install package
 	$(PY) -m bench
+
+# py-spy profiles of the same call through the bridge and through a raw mcp.Client (docs/performance.md).
+profile: install
+	mkdir -p build
+	$(VENV)/bin/py-spy record -r 500 -f speedscope -o build/profile-bridge.json -- $(PY) -m bench.profile_calls bridge
+	$(VENV)/bin/py-spy record -r 500 -f speedscope -o build/profile-raw.json -- $(PY) -m bench.profile_calls raw
 
 # The zip to deploy (docs/deployment.md): build/scheduler-bridge.zip, and build/package/ for azd.
 package: $(STAMP)

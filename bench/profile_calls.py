@@ -1,5 +1,6 @@
 """`python -m bench.profile_calls VARIANT [CALLS]`: the same call, CALLS times in a row, one way only,
-for a profiler to watch (`make profile` runs it under py-spy for `bridge` and `raw`).
+for a profiler to watch (`make profile` runs it under py-spy for `bridge` and `raw`; open the
+speedscope files it writes to build/ at https://www.speedscope.app).
 
 VARIANT is `bridge` (the `call_tool` function in-process, as in the bench) or `raw` (one
 persistent `mcp.Client`). It prints the client CPU per call, so a profile's sample counts can be
