@@ -194,8 +194,10 @@ async def run_concurrency(
         sessions_before = control(primary.url)["sessions_created"]
         for callers in levels:
             level = LevelResult(callers)
-            # At 100 callers one call takes about half a second: a longer settle and window.
-            settle, span = (0.15, window) if callers < 100 else (0.6, 2 * window)
+            # At 100 callers one call takes half a second to a second on a busy machine: a settle
+            # longer than a call, so that the calls (and the CPU) of one slice do not spill into the
+            # next, and a longer window.
+            settle, span = (0.15, window) if callers < 100 else (1.2, 3 * window)
             await _run_level(variants, level, pairs=pairs, settle=settle, window=span)
             results.append(level)
         sessions_during_load = control(primary.url)["sessions_created"] - sessions_before
