@@ -10,7 +10,7 @@ AZURITE_VERSION := 3.37.0
 CHECKOV_VERSION := 3.3.30
 CHECKOV := .tools/checkov/bin/checkov
 
-.PHONY: install peers run test conformance lint bench package infra-check clean
+.PHONY: install peers run test conformance lint bench profile package infra-check clean
 
 # uv resolves and installs the ~150 packages in seconds where pip takes minutes.
 $(STAMP): requirements.txt requirements-dev.txt
@@ -63,8 +63,14 @@ conformance:
 
 # The bridge side by side with a raw mcp.Client on loopback, about 2-3 minutes (docs/performance.md).
 # Uses wrk for the HTTP section when installed (apt-get install wrk), else an httpx2 load loop.
-bench: install
+bench: install package
 	$(PY) -m bench
+
+# py-spy profiles of the same call through the bridge and through a raw mcp.Client (docs/performance.md).
+profile: install
+	mkdir -p build
+	$(VENV)/bin/py-spy record -r 500 -f speedscope -o build/profile-bridge.json -- $(PY) -m bench.profile_calls bridge
+	$(VENV)/bin/py-spy record -r 500 -f speedscope -o build/profile-raw.json -- $(PY) -m bench.profile_calls raw
 
 # The zip to deploy (docs/deployment.md): build/scheduler-bridge.zip, and build/package/ for azd.
 package: $(STAMP)

@@ -31,6 +31,7 @@ from .latency import run_latency
 from .report import Report
 from .rig import build_rig
 from .stack import start_stack
+from .wan import run_wan
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,11 @@ class Plan:
     import_runs: int = 11
     first_runs: int = 3
     idempotency_rounds: int = 200
+    wan_delay: float = 0.035  # one way
+    wan_dense_rounds: int = 30
+    wan_slots: int = 6  # sparse clients of each kind at once
+    wan_sparse_calls: int = 3  # counted calls per sparse client, one per period
+    wan_period: float = 10.0
 
     @classmethod
     def quick(cls) -> Plan:
@@ -59,6 +65,9 @@ class Plan:
             import_runs=3,
             first_runs=1,
             idempotency_rounds=40,
+            wan_dense_rounds=9,
+            wan_slots=2,
+            wan_sparse_calls=1,
         )
 
 
@@ -127,6 +136,15 @@ async def run(plan: Plan) -> Report:
             seconds=plan.http_seconds,
             rounds=plan.http_rounds,
         )
+        _progress(f"WAN: TLS, {plan.wan_delay * 1000:.0f} ms each way, dense and sparse", started)
+        wan = await run_wan(
+            rig,
+            delay=plan.wan_delay,
+            dense_rounds=plan.wan_dense_rounds,
+            slots=plan.wan_slots,
+            sparse_calls=plan.wan_sparse_calls,
+            period=plan.wan_period,
+        )
         _progress("failover", started)
         failover = await run_failover(rig, callers=16, seconds=3.0, kill_after=1.0)
         await asyncio.to_thread(stack.east.restart)  # the failover section killed it
@@ -145,6 +163,7 @@ async def run(plan: Plan) -> Report:
         cold=cold,
         failover=failover,
         idempotency=idempotency,
+        wan=wan,
         elapsed_seconds=time.perf_counter() - started,
     )
 

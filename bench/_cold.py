@@ -3,6 +3,7 @@ beyond the standard library before it starts timing, so the numbers are the app'
 
     python -m bench._cold import MODULE [MODULE ...]  # time to import them
     python -m bench._cold first ARGUMENTS_JSON        # import function_app, then two requests
+    python -m bench._cold warm ARGUMENTS_JSON         # the same after the warm-up function ran
     python -m bench._cold deferred                    # import function_app, then what requests import
 """
 
@@ -31,14 +32,16 @@ def _timed_import(modules: list[str] | tuple[str, ...]) -> float:
     return (time.perf_counter() - started) * 1000
 
 
-def _first(arguments: dict[str, str]) -> dict[str, float]:
+def _first(arguments: dict[str, str], *, warm: bool = False) -> dict[str, float]:
     import_ms = _timed_import(["function_app"])
     import azure.functions as func
+    from azure.functions.warmup import WarmUpContext
 
     import function_app
 
-    function = next(f for f in function_app.app.get_functions() if f.get_function_name() == "call_tool")
-    handler = function.get_user_function()
+    # Once: get_functions() registers the blueprints' functions again on every call.
+    functions = {f.get_function_name(): f.get_user_function() for f in function_app.app.get_functions()}
+    handler = functions["call_tool"]
 
     async def call() -> None:
         request = func.HttpRequest(
@@ -53,23 +56,29 @@ def _first(arguments: dict[str, str]) -> dict[str, float]:
         if response.status_code != 200:
             raise RuntimeError(f"{response.status_code}: {response.get_body()[:300]!r}")
 
-    async def two_calls() -> tuple[float, float]:
+    async def warm_up() -> float:
+        began = time.perf_counter()
+        await functions["warmup"](WarmUpContext())
+        return (time.perf_counter() - began) * 1000
+
+    async def two_calls() -> tuple[float, float, float]:
+        warmup_ms = await warm_up() if warm else 0.0
         began = time.perf_counter()
         await call()
         first = time.perf_counter()
         await call()
-        return (first - began) * 1000, (time.perf_counter() - first) * 1000
+        return warmup_ms, (first - began) * 1000, (time.perf_counter() - first) * 1000
 
-    first_ms, second_ms = asyncio.run(two_calls())
-    return {"import_ms": import_ms, "first_ms": first_ms, "second_ms": second_ms}
+    warmup_ms, first_ms, second_ms = asyncio.run(two_calls())
+    return {"import_ms": import_ms, "warmup_ms": warmup_ms, "first_ms": first_ms, "second_ms": second_ms}
 
 
 def main(argv: list[str]) -> None:
     mode, rest = argv[0], argv[1:]
     if mode == "import":
         result = {"import_ms": _timed_import(rest)}
-    elif mode == "first":
-        result = _first(json.loads(rest[0]))
+    elif mode in ("first", "warm"):
+        result = _first(json.loads(rest[0]), warm=mode == "warm")
     elif mode == "deferred":
         _timed_import(["function_app"])
         result = {"import_ms": _timed_import(DEFERRED)}

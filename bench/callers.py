@@ -17,6 +17,7 @@ reusing one token: the fastest a client per call can be.
 from __future__ import annotations
 
 import json
+import ssl
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any
@@ -69,21 +70,22 @@ class BridgeCaller:
         return status == 200
 
 
-def bearer_client(token: str) -> httpx2.AsyncClient:
-    return httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=TIMEOUT)
+def bearer_client(token: str, verify: ssl.SSLContext | bool = True) -> httpx2.AsyncClient:
+    return httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=TIMEOUT, verify=verify)
 
 
 class RawClient:
     """A persistent `mcp.Client`; enter and exit it from the same task (anyio task groups)."""
 
-    def __init__(self, url: str, token: str) -> None:
+    def __init__(self, url: str, token: str, *, verify: ssl.SSLContext | bool = True) -> None:
         self._url = url
         self._token = token
+        self._verify = verify
         self._stack = AsyncExitStack()
         self.client: Client | None = None
 
     async def __aenter__(self) -> RawClient:
-        http = await self._stack.enter_async_context(bearer_client(self._token))
+        http = await self._stack.enter_async_context(bearer_client(self._token, self._verify))
         self.client = await self._stack.enter_async_context(
             Client(streamable_http_client(self._url, http_client=http), mode="auto")
         )
@@ -106,10 +108,11 @@ async def naive_call(
     tool: str = STATUS_TOOL,
     *,
     identity: Identity | None = None,
+    verify: ssl.SSLContext | bool = True,
 ) -> bool:
     """New HTTP client, new MCP client, new handshake: every call. With `identity`, a token per call
     too, fetched over that same new client."""
-    async with bearer_client(token) as http:
+    async with bearer_client(token, verify) as http:
         if identity is not None:
             response = await http.get(
                 identity.token_url,

@@ -35,6 +35,7 @@ class LevelResult:
     latencies: dict[str, list[float]] = field(default_factory=lambda: {"bridge": [], "raw": []})
     pair_ratios: list[float] = field(default_factory=list)  # bridge/raw of adjacent slices
     cpu: dict[str, float] = field(default_factory=lambda: {"bridge": 0.0, "raw": 0.0})  # in windows
+    cpu_pair_ratios: list[float] = field(default_factory=list)  # bridge/raw CPU per call, adjacent slices
 
     def cpu_per_call_ms(self, variant: str) -> float:
         return ms(ratio(self.cpu[variant], self.calls[variant]))
@@ -53,6 +54,15 @@ class LevelResult:
     def throughput_ratio(self) -> float:
         """Median of the bridge/raw ratios of adjacent slices: robust to load that comes and goes."""
         return median(self.pair_ratios)
+
+    @property
+    def cpu_ratio(self) -> float:
+        """Median over adjacent slices of bridge over raw client CPU per call."""
+        return median(self.cpu_pair_ratios)
+
+    @property
+    def cpu_ratio_spread(self) -> tuple[float, float]:
+        return percentile(self.cpu_pair_ratios, 25), percentile(self.cpu_pair_ratios, 75)
 
     @property
     def ratio_spread(self) -> tuple[float, float]:
@@ -161,6 +171,8 @@ async def _run_level(
     for first, second in zip(slices[::2], slices[1::2], strict=True):
         rates = {item.variant: item.completed / window for item in (first, second)}
         level.pair_ratios.append(ratio(rates["bridge"], rates["raw"]))
+        per_call = {item.variant: ratio(item.cpu, item.completed) for item in (first, second)}
+        level.cpu_pair_ratios.append(ratio(per_call["bridge"], per_call["raw"]))
     for item in slices:
         level.elapsed[item.variant] += window
         level.cpu[item.variant] += item.cpu
@@ -182,8 +194,10 @@ async def run_concurrency(
         sessions_before = control(primary.url)["sessions_created"]
         for callers in levels:
             level = LevelResult(callers)
-            # At 100 callers one call takes about half a second: a longer settle and window.
-            settle, span = (0.15, window) if callers < 100 else (0.6, 2 * window)
+            # At 100 callers one call takes half a second to a second on a busy machine: a settle
+            # longer than a call, so that the calls (and the CPU) of one slice do not spill into the
+            # next, and a longer window.
+            settle, span = (0.15, window) if callers < 100 else (1.2, 3 * window)
             await _run_level(variants, level, pairs=pairs, settle=settle, window=span)
             results.append(level)
         sessions_during_load = control(primary.url)["sessions_created"] - sessions_before

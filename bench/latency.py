@@ -17,6 +17,7 @@ from .rig import Rig
 from .stats import median, ms, percentile, ratio
 
 WARMUP = 30
+CPU_BLOCK = 25  # rounds per CPU ratio: 500 rounds give 20 ratios
 
 
 @dataclass
@@ -25,6 +26,7 @@ class LatencyResult:
     samples: dict[str, list[float]] = field(default_factory=dict)  # seconds
     failures: dict[str, int] = field(default_factory=dict)
     cpu: dict[str, float] = field(default_factory=dict)  # this process's CPU seconds, summed
+    cpu_samples: dict[str, list[float]] = field(default_factory=dict)  # per call, in call order
 
     def cpu_ms(self, variant: str) -> float:
         """Mean CPU per call in this (the calling) process; calls run one at a time, so it is theirs."""
@@ -35,6 +37,24 @@ class LatencyResult:
 
     def p99_ms(self, variant: str) -> float:
         return ms(percentile(self.samples[variant], 99))
+
+    @property
+    def cpu_block_ratios(self) -> list[float]:
+        """Bridge over raw client CPU per call, one ratio per block of `CPU_BLOCK` interleaved rounds:
+        a call's own CPU time is too coarse and too noisy alone, a block's sum is not."""
+        bridge, raw = self.cpu_samples["bridge"], self.cpu_samples["raw"]
+        return [
+            ratio(sum(bridge[at : at + CPU_BLOCK]), sum(raw[at : at + CPU_BLOCK]))
+            for at in range(0, min(len(bridge), len(raw)) - CPU_BLOCK + 1, CPU_BLOCK)
+        ]
+
+    @property
+    def cpu_ratio(self) -> float:
+        return median(self.cpu_block_ratios)
+
+    @property
+    def cpu_ratio_spread(self) -> tuple[float, float]:
+        return percentile(self.cpu_block_ratios, 25), percentile(self.cpu_block_ratios, 75)
 
     @property
     def bridge_over_raw(self) -> float:
@@ -56,7 +76,11 @@ async def run_latency(rig: Rig, era: str, *, rounds: int, naive_every: int) -> L
     identity = rig.identity()
     names = ("bridge", "raw", "naive", "naive_reused_token")
     result = LatencyResult(
-        era, {name: [] for name in names}, dict.fromkeys(names, 0), dict.fromkeys(names, 0.0)
+        era,
+        {name: [] for name in names},
+        dict.fromkeys(names, 0),
+        dict.fromkeys(names, 0.0),
+        {name: [] for name in names},
     )
     async with RawClient(url, rig.token) as raw:
         variants: dict[str, Callable[[], Awaitable[bool]]] = {
@@ -81,7 +105,9 @@ async def run_latency(rig: Rig, era: str, *, rounds: int, naive_every: int) -> L
                 started = time.perf_counter()
                 ok = await variants[variant]()
                 result.samples[variant].append(time.perf_counter() - started)
-                result.cpu[variant] += time.process_time() - cpu
+                spent = time.process_time() - cpu
+                result.cpu[variant] += spent
+                result.cpu_samples[variant].append(spent)
                 if not ok:
                     result.failures[variant] += 1
     return result

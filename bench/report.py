@@ -12,8 +12,11 @@ from .http_load import HttpResult
 from .idempotency import StoreCost
 from .latency import LatencyResult
 from .stats import median
+from .wan import WanResult
 
 RESULT_KEYS = (
+    "cpu_per_call_ratio_1",
+    "cpu_per_call_ratio_100",
     "p1_bridge_over_raw_modern",
     "p1_bridge_over_raw_legacy",
     "p3_naive_over_bridge_modern",
@@ -24,6 +27,9 @@ RESULT_KEYS = (
     "p6_failed_safe_requests",
     "failover_ms",
     "idempotency_blob_extra_ms",
+    "first_request_after_warmup_ms",
+    "wan_sparse_over_dense",
+    "wan_naive_over_bridge",
 )
 
 
@@ -36,12 +42,15 @@ class Report:
     cold: ColdStartResult
     failover: FailoverResult
     idempotency: list[StoreCost]
+    wan: WanResult
     elapsed_seconds: float
 
     def result(self) -> dict[str, float | int]:
         modern = next(c for c in self.concurrency if c.era == "modern")
         at_100 = next(level for level in modern.levels if level.callers == 100)
         return {
+            "cpu_per_call_ratio_1": round(self.latency["modern"].cpu_ratio, 3),
+            "cpu_per_call_ratio_100": round(at_100.cpu_ratio, 3),
             "p1_bridge_over_raw_modern": round(self.latency["modern"].bridge_over_raw, 3),
             "p1_bridge_over_raw_legacy": round(self.latency["legacy"].bridge_over_raw, 3),
             "p3_naive_over_bridge_modern": round(self.latency["modern"].naive_over_bridge, 2),
@@ -54,7 +63,41 @@ class Report:
             if math.isfinite(self.failover.failover_ms)
             else -1,
             "idempotency_blob_extra_ms": round(self.idempotency[-1].extra_ms, 2),
+            "first_request_after_warmup_ms": round(median(self.cold.after_warmup_ms), 1),
+            "wan_sparse_over_dense": round(self.wan.sparse_over_dense, 3),
+            "wan_naive_over_bridge": round(self.wan.naive_over_bridge, 2),
         }
+
+    def _wan_lines(self) -> list[str]:
+        wan = self.wan
+        names = {
+            "bridge": "bridge",
+            "bridge_idle_4s": "bridge, idle connections dropped after 4 s (the old default)",
+            "raw": "raw: one persistent `mcp.Client`",
+            "naive": "naive: new client, session and token per call",
+        }
+        out = [
+            f"### 6. Over a network (modern era; TLS, {wan.delay_ms:.0f} ms each way, Scheduler keep-alive "
+            f"120 s; ms)",
+            "",
+            f"| variant | dense p50 | dense p90 | dense calls | sparse (a call per {wan.period:.0f} s) p50 "
+            "| sparse p90 | sparse calls | failed |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for variant, name in names.items():
+            out.append(
+                f"| {name} | {wan.p50('dense', variant):.0f} | {wan.p90('dense', variant):.0f} | "
+                f"{len(wan.dense[variant])} | {wan.p50('sparse', variant):.0f} | "
+                f"{wan.p90('sparse', variant):.0f} | {len(wan.sparse[variant])} | {wan.failures[variant]} |"
+            )
+        out += [
+            f"| **bridge sparse/dense {wan.sparse_over_dense:.3f}; naive/bridge (dense) "
+            f"{wan.naive_over_bridge:.1f}** | | | | | | | |",
+            "",
+        ]
+        if wan.failure_kinds:
+            out += ["Failures: " + "; ".join(wan.failure_kinds), ""]
+        return out
 
     def lines(self) -> list[str]:
         out = [
@@ -86,13 +129,20 @@ class Report:
                 f"{result.naive_over_bridge:.1f} ({result.reused_token_naive_over_bridge:.1f} "
                 "with the token reused)** | | | | | |"
             )
+            low, high = result.cpu_ratio_spread
+            out.append(
+                f"| {era} | **client CPU per call, bridge/raw: {result.cpu_ratio:.3f} "
+                f"({low:.2f}–{high:.2f}), median (IQR) of "
+                f"{len(result.cpu_block_ratios)} blocks of interleaved rounds** | | | | | |"
+            )
         out += [
             "",
             "### 2. Concurrency (`getConversationStatus`; steady-state calls/s)",
             "",
             "| era | callers | raw/s | bridge/s | bridge/raw: median of pairs (IQR) | p99 ms raw / bridge "
-            "| errors raw / bridge | client CPU ms per call raw / bridge | client CPU busy raw / bridge |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| errors raw / bridge | client CPU ms per call raw / bridge "
+            "| CPU per call bridge/raw: median of pairs (IQR) | client CPU busy raw / bridge |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for conc in self.concurrency:
             for level in conc.levels:
@@ -103,6 +153,8 @@ class Report:
                     f"{level.p99_ms('raw'):.0f} / {level.p99_ms('bridge'):.0f} | "
                     f"{level.errors['raw']} / {level.errors['bridge']} | "
                     f"{level.cpu_per_call_ms('raw'):.2f} / {level.cpu_per_call_ms('bridge'):.2f} | "
+                    f"{level.cpu_ratio:.3f} "
+                    f"({level.cpu_ratio_spread[0]:.2f}–{level.cpu_ratio_spread[1]:.2f}) | "
                     f"{level.cpu_busy('raw'):.2f} / {level.cpu_busy('bridge'):.2f} |"
                 )
         out += [
@@ -142,6 +194,11 @@ class Report:
             "",
             "### 4. Cold start (fresh interpreters, telemetry off; medians, ms unless a ratio)",
             "",
+            "From `make package`'s tree with `PYTHONDONTWRITEBYTECODE=1`, as Azure runs it (checked-hash "
+            "bytecode)."
+            if cold.packaged
+            else "From the source tree (no `build/package`: run `make package`).",
+            "",
             "| what | median | runs |",
             "|---|---:|---:|",
             f"| `import function_app` | {median(cold.app_import_ms):.1f} | {len(cold.app_import_ms)} |",
@@ -155,6 +212,10 @@ class Report:
             f"| first request after import (imports, token, MCP session, tool list, call) | "
             f"{median(cold.first_ms):.0f} | {len(cold.first_ms)} |",
             f"| second request | {median(cold.second_ms):.1f} | {len(cold.second_ms)} |",
+            f"| the warm-up function (imports, token, a session and a listing per endpoint) | "
+            f"{median(cold.warmup_ms):.0f} | {len(cold.warmup_ms)} |",
+            f"| **first request after the warm-up** | **{median(cold.after_warmup_ms):.1f}** | "
+            f"{len(cold.after_warmup_ms)} |",
         ]
         fail = self.failover
         out += [
@@ -168,7 +229,7 @@ class Report:
             f"{fail.p99_after_kill_ms:.0f} ({fail.median_before_ms:.1f}) | "
             f"{'secondary' if fail.active_endpoint_is_secondary else 'primary'} |",
             "",
-            "### 6. What an `Idempotency-Key` costs (modern era, `getConversationStatus`, medians, ms)",
+            "### 7. What an `Idempotency-Key` costs (modern era, `getConversationStatus`, medians, ms)",
             "",
             "| store | no key | a new key | extra per call with a new key | a stored key replayed | "
             "calls per variant | failed |",
@@ -183,6 +244,7 @@ class Report:
         out += [
             "",
         ]
+        out += self._wan_lines()
         result = self.result()
         out.append("RESULT " + " ".join(f"{key}={result[key]}" for key in RESULT_KEYS))
         return out

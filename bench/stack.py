@@ -1,7 +1,8 @@
 """The devstack servers a bench run uses, and the app settings that point the bridge at them.
 
-Two modern-era Scheduler regions (primary and secondary), one legacy-era region, and the managed
-identity endpoint, all on loopback with fresh secrets, logging to a temporary directory.
+Two modern-era Scheduler regions (primary and secondary), one legacy-era region, one modern region
+over TLS with a production keep-alive (the WAN section reaches it through a delay proxy), and the
+managed identity endpoint, all on loopback with fresh secrets, logging to a temporary directory.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ AUDIENCE = "api://scheduler-devstack"
 SCOPE = f"{AUDIENCE}/.default"
 CLIENT_ID = "bench-client"
 STATUS_TOOL = "getConversationStatus"
+WAN_KEEP_ALIVE_SECONDS = 120  # what a production front end keeps an idle connection (IIS: 120 s)
 
 
 @dataclass
@@ -38,9 +40,10 @@ class Stack:
     log_dir: Path
     identity_header: str
     conversation_id: str = ""
+    wan: SchedulerProcess | None = None  # over TLS, production keep-alive; reached through a delay proxy
 
     def schedulers(self) -> list[SchedulerProcess]:
-        return [self.east, self.west, self.legacy]
+        return [self.east, self.west, self.legacy, *([self.wan] if self.wan else [])]
 
     def stop(self) -> None:
         for process in (*self.schedulers(), self.identity):
@@ -106,13 +109,21 @@ def start_stack() -> Stack:
         started.append(west)
         legacy = start_scheduler(port=free_port(), region="legacy", era="legacy", **common)
         started.append(legacy)
+        wan = start_scheduler(
+            port=free_port(),
+            region="centralus",
+            tls_dir=log_dir / "scheduler-tls",
+            keep_alive_seconds=WAN_KEEP_ALIVE_SECONDS,
+            **common,
+        )
+        started.append(wan)
         for process in started:
             process.wait_ready()
     except BaseException:
         for process in reversed(started):
             process.stop()
         raise
-    return Stack(identity, east, west, legacy, log_dir, identity_header)
+    return Stack(identity, east, west, legacy, log_dir, identity_header, wan=wan)
 
 
 def control(url: str, method: str = "GET", path: str = "/_devstack/counters", body: Any = None) -> Any:

@@ -33,6 +33,7 @@ from pathlib import Path
 
 from azure.functions.decorators.function_app import FunctionRegister
 from azure.functions.timer import TimerRequest
+from azure.functions.warmup import WarmUpContext
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -75,13 +76,18 @@ def build_host_app(
     route_prefix: str = DEFAULT_ROUTE_PREFIX,
     script_dir: Path | None = None,
     easyauth: EasyAuth | None = None,
+    warm_up: bool = False,
 ) -> Starlette:
     """Serve `function_app`'s HTTP and timer functions; run it with lifespan on (timers live there).
 
+    With `warm_up`, its warm-up functions run at start, before the first request is taken, as
+    Azure runs them on a new instance before sending it traffic.
+
     With `easyauth`, every function call passes App Service Authentication first (devstack.easyauth)."""
-    http_functions, timer_functions = index_function_app(
+    http_functions, timer_functions, warmups = index_function_app(
         function_app, route_prefix=route_prefix, script_dir=script_dir
     )
+    warmups = warmups if warm_up else []
     keys = HostKeys(function_key=function_key, master_key=master_key)
     for function in http_functions:
         _LOGGER.info(
@@ -133,6 +139,18 @@ def build_host_app(
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        for warmup in warmups:
+            started = time.monotonic()
+            try:
+                await warmup.invoke(WarmUpContext())
+            except Exception:
+                _LOGGER.exception("Executed 'Functions.%s' (Failed)", warmup.name)
+            else:
+                _LOGGER.info(
+                    "Executed 'Functions.%s' (Succeeded, Duration=%.0fms)",
+                    warmup.name,
+                    (time.monotonic() - started) * 1000,
+                )
         tasks = [
             asyncio.create_task(
                 run_timer(t.name, t.schedule, _timer_invoker(t), run_on_startup=t.run_on_startup),
@@ -264,6 +282,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=7071)
     parser.add_argument("--app-dir", type=Path, default=Path())
     parser.add_argument("--settings", type=Path, default=None, help="default: APP_DIR/local.settings.json")
+    parser.add_argument("--warm-up", action="store_true", help="run the app's warm-up functions at start")
     return parser.parse_args(argv)
 
 
@@ -299,6 +318,7 @@ def main(argv: list[str] | None = None) -> None:
         route_prefix=read_route_prefix(app_dir),
         script_dir=app_dir,
         easyauth=easyauth,
+        warm_up=args.warm_up,
     )
     serve(app, port=args.port)
 

@@ -31,6 +31,7 @@ _LOGGER = logging.getLogger(__name__)
 
 HTTP_TRIGGER = "httpTrigger"
 TIMER_TRIGGER = "timerTrigger"
+WARMUP_TRIGGER = "warmupTrigger"
 _CONTEXT_PARAMETER = "context"
 
 
@@ -77,10 +78,12 @@ class TimerFunction(IndexedFunction):
 
 def index_function_app(
     app: FunctionRegister, *, route_prefix: str, script_dir: Path | None = None
-) -> tuple[list[HttpFunction], list[TimerFunction]]:
-    """Split the app's functions into HTTP and timer functions, HTTP ones ordered by route precedence."""
+) -> tuple[list[HttpFunction], list[TimerFunction], list[IndexedFunction]]:
+    """Split the app's functions into HTTP, timer and warm-up functions, HTTP ones ordered by route
+    precedence. (`get_functions()` may be called once per app: it registers blueprints again.)"""
     http_functions: list[HttpFunction] = []
     timer_functions: list[TimerFunction] = []
+    warmups: list[IndexedFunction] = []
     directory = str(script_dir or Path.cwd())
     for function in app.get_functions():
         trigger = function.get_trigger()
@@ -109,12 +112,14 @@ def index_function_app(
                     run_on_startup=bool(getattr(trigger, "run_on_startup", False)),
                 )
             )
+        elif trigger_type == WARMUP_TRIGGER:  # run on a new instance before it gets traffic
+            warmups.append(IndexedFunction(**common))
         else:
             _LOGGER.warning(
                 "function %s has a %s trigger, which this host does not serve", name, trigger_type
             )
     http_functions.sort(key=lambda f: f.route.precedence)
-    return http_functions, timer_functions
+    return http_functions, timer_functions, warmups
 
 
 def _common_fields(function: Function, name: str, trigger_parameter: str, directory: str) -> dict[str, Any]:

@@ -187,13 +187,38 @@ class ManagedProcess:
 
 @dataclass
 class SchedulerProcess(ManagedProcess):
-    """A Scheduler region; `mcp_url` is what a client connects to."""
+    """A Scheduler region; `mcp_url` is what a client connects to. With `tls_dir` it serves HTTPS
+    with a certificate of the devstack CA (`ca_file`), as a real Scheduler does."""
 
     region: str = "eastus"
+    tls_dir: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.tls_dir else 'http'}://{LOOPBACK_HOST}:{self.port}"
 
     @property
     def mcp_url(self) -> str:
         return f"{self.url}/mcp"
+
+    @property
+    def ca_file(self) -> Path | None:
+        return None if self.tls_dir is None else self.tls_dir / "ca.pem"
+
+    def _ready_client(self) -> httpx2.Client:
+        if self.ca_file is None:
+            return super()._ready_client()
+        return httpx2.Client(
+            timeout=1.0, trust_env=False, verify=ssl.create_default_context(cafile=str(self.ca_file))
+        )
+
+    def wait_ready(self, timeout: float = DEFAULT_READY_TIMEOUT_SECONDS) -> None:
+        deadline = time.monotonic() + timeout
+        while self.ca_file is not None and not self.ca_file.exists():
+            if not self.is_running() or time.monotonic() > deadline:
+                raise ProcessStartError(f"{self.name} wrote no {self.ca_file}:\n{self.log_tail()}")
+            time.sleep(_POLL_SECONDS)
+        super().wait_ready(max(deadline - time.monotonic(), 1.0))
 
 
 @dataclass
@@ -283,10 +308,15 @@ def start_scheduler(
     era: str = "modern",
     state_file: Path | None = None,
     tools_ttl_ms: int | None = None,
+    tls_dir: Path | None = None,
+    keep_alive_seconds: float | None = None,
     wait: bool = True,
     ready_timeout: float = DEFAULT_READY_TIMEOUT_SECONDS,
 ) -> SchedulerProcess:
-    """Start `python -m devstack.scheduler` for one region; ready when `GET /ping` answers."""
+    """Start `python -m devstack.scheduler` for one region; ready when `GET /ping` answers.
+
+    `tls_dir`: serve HTTPS (the CA lands there); `keep_alive_seconds`: uvicorn's idle keep-alive
+    (5 s unless given)."""
     args = [
         "--port", str(port),
         "--region", region,
@@ -300,6 +330,10 @@ def start_scheduler(
         args += ["--state-file", str(state_file)]
     if tools_ttl_ms is not None:
         args += ["--tools-ttl-ms", str(tools_ttl_ms)]
+    if tls_dir is not None:
+        args += ["--tls-dir", str(tls_dir)]
+    if keep_alive_seconds is not None:
+        args += ["--keep-alive", str(keep_alive_seconds)]
     process = SchedulerProcess(
         name=f"scheduler-{region}",
         module="devstack.scheduler",
@@ -308,6 +342,7 @@ def start_scheduler(
         log_path=log_dir / f"scheduler-{region}.log",
         ready_path="/ping",
         region=region,
+        tls_dir=tls_dir,
     )
     _launch(process, wait=wait, ready_timeout=ready_timeout)
     return process
@@ -372,10 +407,12 @@ def start_host(
     app_dir: Path,
     settings_file: Path | None = None,
     env: dict[str, str] | None = None,
+    warm_up: bool = False,
     wait: bool = True,
     ready_timeout: float = DEFAULT_READY_TIMEOUT_SECONDS,
 ) -> ManagedProcess:
-    """Start `python -m devstack.host` for `app_dir`'s function_app; ready when `/admin/host/ping` answers.
+    """Start `python -m devstack.host` for `app_dir`'s function_app; ready when `/admin/host/ping` answers
+    (with `warm_up`, after the app's warm-up functions ran).
 
     `env` is added to the child's environment; like real app settings it wins
     over `local.settings.json` values.
@@ -383,6 +420,8 @@ def start_host(
     args = ["--port", str(port), "--app-dir", str(app_dir)]
     if settings_file is not None:
         args += ["--settings", str(settings_file)]
+    if warm_up:
+        args.append("--warm-up")
     process = ManagedProcess(
         name="host",
         module="devstack.host",

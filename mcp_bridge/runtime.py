@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import ssl
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -24,6 +25,7 @@ from .config.settings import BridgeSettings
 from .telemetry import configure_telemetry
 from .upstream.addresses import guard_connections
 from .upstream.auth import BearerTokenAuth, HeaderKeyAuth
+from .upstream.keepalive import KeepAliveTuner
 from .upstream.tokens import TokenProvider
 from .upstream.wire import ShieldedTransport
 
@@ -82,21 +84,25 @@ def scheduler_http_client(settings: BridgeSettings, auth: httpx2.Auth | None) ->
     """The pooled client for Scheduler traffic: explicit limits and timeouts, no redirects, every
     connection checked against the endpoint address policy, answers capped in size."""
     deadline = settings.scheduler_timeout_seconds
+    ca_file = settings.scheduler_ca_file
     # Few idle connections: the pool probes every idle socket on each request, twice, at 7 µs or more
     # each; after a burst of 100 calls, 100 idle connections added over 1 ms to every later call.
     pool = httpx2.AsyncHTTPTransport(
-        # Idle connections are dropped before the Scheduler's server does it (uvicorn and Node close
-        # after 5 s): a request written onto a connection the server is closing fails ambiguously,
-        # and a non-idempotent call that never ran would then answer "outcome unknown".
+        # Idle connections are kept as long as the server keeps them: a `Keep-Alive: timeout=` it
+        # sends wins (`KeepAliveTuner`), else the setting. Dropping them before the server does keeps
+        # the keep-alive race away; `upstream.keepalive` says what happens if it is lost anyway.
         limits=httpx2.Limits(
             max_connections=256,
             max_keepalive_connections=20,
             keepalive_expiry=settings.scheduler_idle_connection_seconds,
         ),
         retries=0,
+        **({"verify": ssl.create_default_context(cafile=settings.scheduler_ca_file)} if ca_file else {}),
     )
     guard_connections(pool, allow_private=settings.scheduler_allow_private_endpoints)
-    transport = ShieldedTransport(pool, max_response_bytes=settings.max_upstream_response_bytes)
+    transport = ShieldedTransport(
+        pool, max_response_bytes=settings.max_upstream_response_bytes, keep_alive=KeepAliveTuner(pool)
+    )
     return httpx2.AsyncClient(
         auth=auth,
         transport=transport,
@@ -207,3 +213,40 @@ def build_bridge(
             credential, _ = credential_source(settings)
         bridge.share_health_through(BlobSnapshotStore(settings, credential=credential))
     return bridge
+
+
+async def warm_up() -> dict[str, str]:
+    """Pay before traffic arrives what the first request would: the deferred imports, the settings,
+    the credential and a token, then for every configured endpoint an MCP session and its tool
+    listing, and a first probe round. Returns each endpoint's outcome ("ready" or why not); never
+    raises for an endpoint, since an instance must still start when a region is down (the call
+    path fails over)."""
+    # What the request handlers import on first use (mcp_bridge/functions/tools_api.py).
+    from . import models  # noqa: F401
+    from .callers import access, audit  # noqa: F401
+    from .calls import outcomes  # noqa: F401
+
+    bridge = await get_bridge()
+    if bridge.tokens is not None:
+        await bridge.tokens.get_token()
+    limit = bridge.settings.scheduler_timeout_seconds
+
+    async def ready(session: Any) -> str:
+        try:
+            async with asyncio.timeout(limit):
+                await session.client()
+                await session.catalog()
+        except Exception as exc:  # reported, not raised: see the docstring
+            return f"not ready ({type(exc).__name__})"
+        return "ready"
+
+    states = await asyncio.gather(*(ready(session) for session in bridge.endpoints))
+    # The first probe round too, which the first request would otherwise start beside itself.
+    from .failover.probe import probe_all
+
+    try:
+        async with asyncio.timeout(limit):
+            await probe_all(bridge, publish=False)
+    except Exception as exc:  # as above: health stays unknown, and a request starts a round
+        _LOGGER.warning("Warm-up probe round failed: %s", type(exc).__name__)
+    return {session.url: state for session, state in zip(bridge.endpoints, states, strict=True)}

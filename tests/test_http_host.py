@@ -43,6 +43,7 @@ def host(devstack, tmp_path_factory) -> Iterator[ManagedProcess]:
         log_dir=tmp_path_factory.mktemp("host"),
         app_dir=Path(__file__).resolve().parent.parent,
         env=env,
+        warm_up=True,
     )
     yield process
     process.stop()
@@ -52,6 +53,12 @@ def host(devstack, tmp_path_factory) -> Iterator[ManagedProcess]:
 def http(host) -> Iterator[httpx2.Client]:
     with httpx2.Client(base_url=host.url, timeout=15) as client:
         yield client
+
+
+def test_the_host_runs_the_warm_up_function_before_taking_requests(host):
+    log = host.log_path.read_text()
+    assert "Executed 'Functions.warmup' (Succeeded" in log
+    assert "Warm-up skipped" not in log and "Warm-up incomplete" not in log
 
 
 def test_schedule_and_status_over_http_with_a_function_key(http, stack):

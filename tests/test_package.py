@@ -165,7 +165,7 @@ def test_every_module_has_bytecode_that_needs_no_source_timestamp(built):
         assert pyc in names, pyc
     with zipfile.ZipFile(built.zip_path) as archive:
         flags = int.from_bytes(archive.read("mcp_bridge/config/__pycache__/settings.cpython-311.pyc")[4:8], "little")
-    assert flags == 0b01, "PEP 552: hash-based, not checked against the source"
+    assert flags == 0b11, "PEP 552: hash-based and checked against the source, no timestamp"
 
 
 def test_the_zip_is_reproducible(built):
@@ -205,8 +205,9 @@ def test_the_unpacked_zip_alone_indexes_every_function_with_its_bindings(unpacke
     assert packaged["modules"] == source["modules"]
     assert set(packaged["functions"]) == {
         "call_tool", "list_tools", "conversation_status", "conversation_status_query", "health_probe", "health",
-        "openapi",
+        "openapi", "warmup",
     }  # fmt: skip
+    assert [binding["type"] for binding in packaged["functions"]["warmup"]] == ["warmupTrigger"]
     http = [binding for binding in packaged["functions"]["call_tool"] if binding["type"] == "httpTrigger"]
     assert http == [
         {

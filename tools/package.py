@@ -17,10 +17,12 @@ project only: the installed dependencies are never filtered by it (a `tests` pat
 a library's `tests` package). A directory holding `pyvenv.cfg` (a virtualenv, whatever its name, such
 as the one `azd` creates beside the project) is never packaged either.
 
-Every module gets an unchecked-hash `.pyc` (PEP 552): the deployed package is read-only, so without
+Every module gets a checked-hash `.pyc` (PEP 552): the deployed package is read-only, so without
 one each cold start compiles every module it imports, and a timestamp-checked `.pyc` would be
-rejected because the zip does not keep modification times. The zip itself is reproducible: sorted
-entries, fixed timestamps.
+rejected because the zip does not keep modification times. Checked, not unchecked: the import
+hashes the source and uses the `.pyc` only when it matches, so a source edited in place (Kudu, a
+hotfix) is never shadowed by stale bytecode; the hash costs little (docs/performance.md). The zip
+itself is reproducible: sorted entries, fixed timestamps.
 """
 
 from __future__ import annotations
@@ -119,7 +121,7 @@ def install_dependencies(requirements: Path, target: Path, *, extra_args: Sequen
 
 
 def compile_bytecode(staging: Path) -> bool:
-    """Unchecked-hash `.pyc` for every module; only when this interpreter is the target version."""
+    """Checked-hash `.pyc` for every module; only when this interpreter is the target version."""
     if f"{sys.version_info.major}.{sys.version_info.minor}" != PYTHON_VERSION:
         _LOGGER.warning("Not compiling bytecode: Python %s is not the target %s", sys.version, PYTHON_VERSION)
         return False
@@ -127,7 +129,7 @@ def compile_bytecode(staging: Path) -> bool:
         staging,
         quiet=1,
         workers=0,
-        invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
+        invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH,
     )
 
 

@@ -76,7 +76,7 @@ class AttemptRunner:
             raise invalid_arguments(name, unknown=unknown, violations=violations)
         client = await self.client(attempt)
         limit = attempt.limit(splittable=tool.idempotent)
-        result, trace = await _traced(client.call_tool(name, arguments), limit)
+        result, trace = await _traced(client.call_tool(name, arguments), limit, idempotent=tool.idempotent)
         if trace.input_requested is not None:
             raise input_required(name, session.url, trace.input_requested)
         if isinstance(result, types.CallToolResult):
@@ -87,7 +87,9 @@ class AttemptRunner:
             _LOGGER.info("Session lost at %s; reconnecting once", session.url)
             client = await self._reconnect(session, client)
             result, trace = await _traced(
-                client.call_tool(name, arguments), attempt.limit(splittable=tool.idempotent)
+                client.call_tool(name, arguments),
+                attempt.limit(splittable=tool.idempotent),
+                idempotent=tool.idempotent,
             )
             if trace.input_requested is not None:
                 raise input_required(name, session.url, trace.input_requested)
@@ -147,9 +149,11 @@ class AttemptRunner:
             ) from None
 
 
-async def _traced(call: Awaitable[Any], limit: float | None) -> tuple[Any, WireTrace]:
+async def _traced(
+    call: Awaitable[Any], limit: float | None, *, idempotent: bool = False
+) -> tuple[Any, WireTrace]:
     """Run `call` under a fresh `WireTrace` and a time limit; return its result or its exception."""
-    trace = WireTrace()
+    trace = WireTrace(idempotent_call=idempotent)
     token = current_trace.set(trace)
     try:
         async with asyncio.timeout(limit) as scope:

@@ -55,6 +55,8 @@ class EnvVar:
     STATUS_ARGUMENT = "SCHEDULER_STATUS_ARGUMENT"
     ALLOWED_TOOLS = "SCHEDULER_ALLOWED_TOOLS"
     TIMEOUT_SECONDS = "SCHEDULER_TIMEOUT_SECONDS"
+    IDLE_CONNECTION_SECONDS = "SCHEDULER_IDLE_CONNECTION_SECONDS"
+    CA_FILE = "SCHEDULER_CA_FILE"
     MAX_REQUEST_BYTES = "MAX_REQUEST_BYTES"
     ALLOW_PRIVATE_ENDPOINTS = "SCHEDULER_ALLOW_PRIVATE_ENDPOINTS"
     MAX_UPSTREAM_RESPONSE_BYTES = "MAX_UPSTREAM_RESPONSE_BYTES"
@@ -113,7 +115,8 @@ class BridgeSettings(BaseSettings, KeyVaultSettings):
     max_request_bytes: int = Field(default=1_048_576, gt=0)
     max_upstream_response_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
     tools_cache_ttl_seconds: float = Field(default=300.0, gt=0)
-    scheduler_idle_connection_seconds: float = Field(default=4.0, ge=0, le=300)
+    scheduler_idle_connection_seconds: float = Field(default=60.0, ge=0, le=200)
+    scheduler_ca_file: str | None = None
     scheduler_tool_roles: Annotated[tuple[tuple[str, str], ...] | None, NoDecode] = None
     scheduler_key_caller_roles: Annotated[frozenset[str] | None, NoDecode] = None
     website_auth_enabled: Annotated[bool, NoDecode] = False
@@ -141,7 +144,12 @@ class BridgeSettings(BaseSettings, KeyVaultSettings):
     )
 
     @field_validator(
-        "scheduler_token_scope", "azure_client_id", "scheduler_client_id", "scheduler_api_key", mode="before"
+        "scheduler_token_scope",
+        "azure_client_id",
+        "scheduler_client_id",
+        "scheduler_api_key",
+        "scheduler_ca_file",
+        mode="before",
     )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
@@ -158,6 +166,13 @@ class BridgeSettings(BaseSettings, KeyVaultSettings):
     @classmethod
     def _blank_storage_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("scheduler_ca_file")
+    @classmethod
+    def _scheduler_ca_file_exists(cls, value: str | None) -> str | None:
+        if value is not None and not os.path.isfile(value):
+            raise ValueError("no such file (a PEM bundle of CA certificates to trust for the Scheduler)")
+        return value
 
     @field_validator("scheduler_endpoints", mode="before")
     @classmethod

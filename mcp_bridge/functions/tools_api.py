@@ -85,7 +85,7 @@ def read_arguments(req: func.HttpRequest, max_bytes: int) -> dict[str, Any]:
         return {}
     try:
         # RFC 8259: JSON between systems is UTF-8, and NaN/Infinity are not JSON.
-        arguments = json.loads(body.decode("utf-8"), parse_constant=_not_json)
+        arguments = _DECODER.decode(body.decode("utf-8"))
     except UnicodeDecodeError:
         raise BadRequest("the body is not valid UTF-8 JSON") from None
     except json.JSONDecodeError as exc:
@@ -119,6 +119,10 @@ class _NotJson(ValueError):
 
 def _not_json(constant: str) -> Any:
     raise _NotJson(f"{constant} is not a JSON value")
+
+
+_DECODER = json.JSONDecoder(parse_constant=_not_json)
+"""Built once: `json.loads` with any keyword builds a new decoder (and scanner) per call."""
 
 
 def check_conversation_id(conversation_id: str) -> str:

@@ -18,6 +18,7 @@ import httpcore2
 import httpx2
 
 from ..config.endpoint_policy import IPAddress, classify, literal_address, refusal
+from .keepalive import note_connection_opened
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -50,13 +51,15 @@ class GuardedNetworkBackend(httpcore2.AsyncNetworkBackend):
         last_error: Exception | None = None
         for address in candidates:
             try:
-                return await self._inner.connect_tcp(
+                stream = await self._inner.connect_tcp(
                     address,
                     port,
                     timeout=timeout,
                     local_address=local_address,
                     socket_options=socket_options,
                 )
+                note_connection_opened()
+                return stream
             except (httpcore2.ConnectError, httpcore2.ConnectTimeout) as exc:
                 last_error = exc
         assert last_error is not None

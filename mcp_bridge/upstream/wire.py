@@ -31,6 +31,7 @@ from typing import Literal
 
 import httpx2
 
+from . import keepalive
 from .addresses import AddressRefused
 
 _LOGGER = logging.getLogger(__name__)
@@ -77,6 +78,8 @@ class WireTrace:
     the server's own words; the bridge refuses every such request (see `upstream.session`)."""
     call_scope: asyncio.Timeout | None = None
     """The time limit of the call this trace belongs to, so a refusal can shorten it."""
+    idempotent_call: bool = False
+    """The call's tool is idempotent: its `tools/call` may be resent after the keep-alive race."""
 
     @property
     def last_status(self) -> int | None:
@@ -229,9 +232,16 @@ class _ShieldedStream(httpx2.AsyncByteStream):
 class ShieldedTransport(httpx2.AsyncBaseTransport):
     """Wraps a real transport: failures become trace entries plus a 599, never an exception."""
 
-    def __init__(self, inner: httpx2.AsyncBaseTransport, *, max_response_bytes: int | None = None) -> None:
+    def __init__(
+        self,
+        inner: httpx2.AsyncBaseTransport,
+        *,
+        max_response_bytes: int | None = None,
+        keep_alive: keepalive.KeepAliveTuner | None = None,
+    ) -> None:
         self._inner = inner
         self._max_response_bytes = max_response_bytes
+        self._keep_alive = keep_alive
         self._lost_sessions: deque[str] = deque(maxlen=64)
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
@@ -240,9 +250,11 @@ class ShieldedTransport(httpx2.AsyncBaseTransport):
             # Closing a session the server already forgot: its refusal would only be noise.
             return httpx2.Response(204, request=request)
         try:
-            response = await self._inner.handle_async_request(request)
+            response = await self._send(request, trace)
         except httpx2.TransportError as exc:
             return _synthetic(request, trace, classify(exc))
+        if self._keep_alive is not None and (header := response.headers.get("keep-alive")):
+            self._keep_alive.note(response, header)
         if trace is not None:
             trace.statuses.append(response.status_code)
             if response.status_code in (429, 502, 503, 504):
@@ -267,6 +279,34 @@ class ShieldedTransport(httpx2.AsyncBaseTransport):
         assert isinstance(response.stream, httpx2.AsyncByteStream)
         response.stream = _ShieldedStream(response.stream, trace, limit, per_event=event_stream)
         return response
+
+    async def _send(self, request: httpx2.Request, trace: WireTrace | None) -> httpx2.Response:
+        """Send `request`, again on another connection after losing the keep-alive race with a
+        replayable request (`keepalive`): the answer, or the exception that ends it."""
+        resends = 0
+        while True:
+            opened: list[object] = []
+            token = keepalive.opened_connections.set(opened)
+            try:
+                return await self._inner.handle_async_request(request)
+            except httpx2.TransportError as exc:
+                if (
+                    opened
+                    or resends >= keepalive.MAX_RESENDS
+                    or not keepalive.no_answer(exc)
+                    or not keepalive.replayable(
+                        request, idempotent_call=trace is not None and trace.idempotent_call
+                    )
+                ):
+                    raise
+                resends += 1
+                _LOGGER.info(
+                    "%s closed a reused connection before answering (%s); sending again",
+                    request.url.copy_with(query=None),
+                    type(exc).__name__,
+                )
+            finally:
+                keepalive.opened_connections.reset(token)
 
     async def _note_session_refusal(
         self, request: httpx2.Request, response: httpx2.Response, trace: WireTrace | None
