@@ -55,7 +55,11 @@ async def test_a_sequential_caller_sees_no_failure(configure, functions, stack, 
     assert statuses == [200] * 10, statuses
     calls = front_end.counters.tool_calls
     print(f"\nfront end answering {dead_answer}, sequential: the dead region received {calls} calls")
-    assert front_end.counters.forwarded == 0 and calls == 5, "5 failures in a row eject the region"
+    # 5 failures in a row eject the region. A reset that meets a reused connection before any byte of
+    # answer is resent once on a fresh one (the keep-alive race rule, docs/performance.md), so a
+    # resetting front end may see a call twice.
+    assert front_end.counters.forwarded == 0
+    assert calls == 5 if dead_answer != "reset" else 5 <= calls <= 10, calls
     assert tool_calls(stack.west, "listConversations") == 10
     bridge = await get_bridge()
     assert bridge.health.active_endpoint() == stack.west.mcp_url, "passive ejection moved traffic away"
@@ -71,7 +75,8 @@ async def test_a_burst_of_100_concurrent_callers_sees_no_failure(
     assert not failed, failed[:3]
     calls = front_end.counters.tool_calls
     print(f"\nfront end answering {dead_answer}, burst of 100: the dead region received {calls} calls")
-    assert calls <= 100, "each call tried the dead region at most once"
+    # Each call tried the dead region once (twice at most for a reset on a reused connection).
+    assert calls <= (100 if dead_answer != "reset" else 200), calls
     assert tool_calls(stack.west, "listConversations") == 100
 
 
