@@ -77,9 +77,11 @@ def assert_conforms(doc, path: str, method: str, reply) -> None:
     assert not errors, [e.message for e in errors]
     if path == "/health":
         return  # health_api.py renders its own body (default separators); its schema is checked above
-    # The wire format the handlers always had: compact success bodies, default-spaced problems.
-    separators = (", ", ": ") if content_type == PROBLEM else (",", ":")
-    assert reply.body == json.dumps(reply.json, separators=separators).encode()
+    # The wire format: compact UTF-8 success bodies (pydantic's serializer), default-spaced problems.
+    if content_type == PROBLEM:
+        assert reply.body == json.dumps(reply.json).encode()
+    else:
+        assert reply.body == json.dumps(reply.json, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 async def test_live_bodies_match_the_documented_schemas(configure, functions, monkeypatch):
