@@ -306,7 +306,6 @@ def refuse_input_requests(client: Client) -> None:
     caller learns `422 input-required` within a second even from a server that then waits forever.
     """
     session = client.session
-    dispatch = session.dispatch_input_request
 
     async def refusing(ctx: Any, request: types.InputRequest) -> types.InputResponse | types.ErrorData:
         trace = current_trace.get()
@@ -325,7 +324,7 @@ def refuse_input_requests(client: Client) -> None:
             message=f"{CLIENT_INFO.name} cannot answer {request.method}: it bridges HTTP and has no user",
         )
 
-    del dispatch  # the SDK's own dispatch would only reach its default refusals
+    # Replaces the SDK's dispatch, which would only reach its default refusals, and say less.
     session.dispatch_input_request = refusing  # type: ignore[method-assign]
 
 
