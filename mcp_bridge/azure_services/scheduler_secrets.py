@@ -19,7 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..config.settings import BridgeSettings, EnvVar, SettingsError
+from ..config.loader import SettingsError
+from ..config.settings import BridgeSettings, EnvVar
 from .keyvault import KeyVaultUnavailable, VaultFailure, VaultReader
 
 _LOGGER = logging.getLogger(__name__)
