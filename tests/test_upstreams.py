@@ -291,3 +291,81 @@ async def test_failover_inside_one_upstream_leaves_the_other_untouched(
     assert scheduler_view["active_endpoint"] == stack.east.mcp_url
     assert all(e["live_failures"] == 0 and e["times_ejected"] == 0 for e in scheduler_view["endpoints"])
     assert control(stack.west.url)["tool_calls"].get("listConversations", 0) == 0
+
+
+# -- isolation -------------------------------------------------------------------------------
+
+
+def p99(samples: list[float]) -> float:
+    import statistics
+
+    return statistics.quantiles(samples, n=100, method="inclusive")[98]
+
+
+async def test_a_hung_upstream_under_load_leaves_the_others_p99_unchanged(configure, stack, rooms):
+    """Rooms carries a steady load (16 callers, 4 calls/s each) throughout; in alternate rounds both
+    its regions stop answering, so its calls pile up and time out (1 s). The Scheduler's p99 in the
+    hung rounds stays within 10 % of the healthy rounds. Anything the two shared (pool, budget, a
+    lock, a blocked loop) would show as seconds, not percent; the rounds alternate so that the
+    machine's own drift falls on both sides, and a noisy measurement is repeated (at most three
+    times) before failing."""
+    import asyncio
+    import time
+
+    await configure(**rooms_settings(rooms, ROOMS_TIMEOUT_SECONDS="1"))
+    scheduler, rooms_bridge = await get_bridge(), await get_bridge("rooms")
+    for _ in range(20):  # warm both: sessions, token, catalog
+        await scheduler.call_tool("listConversations", {})
+    await rooms_bridge.call_tool("listConversations", {})
+
+    async def measure(count: int) -> list[float]:
+        samples = []
+        for _ in range(count):
+            started = time.perf_counter()
+            await scheduler.call_tool("listConversations", {})
+            samples.append(time.perf_counter() - started)
+        return samples
+
+    rooms_outcomes: list[str] = []
+
+    async def rooms_caller() -> None:
+        while True:
+            started = time.monotonic()
+            try:
+                await rooms_bridge.call_tool("listConversations", {})
+                rooms_outcomes.append("ok")
+            except Exception as exc:  # the hung upstream's calls fail: that is the point
+                rooms_outcomes.append(type(exc).__name__)
+            await asyncio.sleep(max(0.0, started + 0.25 - time.monotonic()))
+
+    def hang_rooms(hang: bool) -> None:
+        for process in rooms.processes():
+            control(process.url, "DELETE", "/_devstack/faults")
+            if hang:
+                control(process.url, "POST", "/_devstack/faults", {"hang": True, "times": None})
+
+    callers = [asyncio.create_task(rooms_caller()) for _ in range(16)]
+    verdicts = []
+    try:
+        for _attempt in range(3):
+            healthy: list[float] = []
+            hung: list[float] = []
+            for _round in range(4):
+                for hang, samples in ((False, healthy), (True, hung)):
+                    hang_rooms(hang)
+                    await asyncio.sleep(1.0)  # calls pile up (and time out) before and while measuring
+                    samples += await measure(40)
+            verdicts.append((round(p99(healthy), 4), round(p99(hung), 4)))
+            if p99(hung) <= 1.10 * p99(healthy):
+                break
+    finally:
+        for task in callers:
+            task.cancel()
+        await asyncio.gather(*callers, return_exceptions=True)
+        hang_rooms(False)
+    base, during = verdicts[-1]
+    assert during <= 1.10 * base, f"p99 healthy/hung per attempt (s): {verdicts}"
+    # The Rooms calls really were stuck: its servers held them, and they ran out of time.
+    assert sum(control(p.url)["faults_injected"] for p in rooms.processes()) >= 16
+    assert "DeadlineExceeded" in rooms_outcomes or "UpstreamFailed" in rooms_outcomes, set(rooms_outcomes)
+    assert "ok" in rooms_outcomes
