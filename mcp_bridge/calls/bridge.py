@@ -12,6 +12,7 @@ import asyncio
 import contextvars
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,7 @@ from .. import telemetry
 from ..callers import audit
 from ..config.settings import BridgeSettings
 from ..failover import retry
+from ..failover.all_upstreams import combined_snapshot
 from ..failover.health import HealthBoard
 from ..failover.probe import probe_all
 from ..failover.probe_schedule import probe_interval_seconds
@@ -84,6 +86,9 @@ class SchedulerBridge:
         self.sessions = {session.url: session for session in self.endpoints}
         self.health = HealthBoard(settings.scheduler_endpoints)
         self.budget = retry.RetryBudget()
+        # Every upstream's bridge in this process (the runtime's registry): the shared snapshot
+        # this bridge writes holds them all, so that no upstream's write drops another's board.
+        self.upstreams: Mapping[str, SchedulerBridge] = {settings.upstream_name: self}
         self.snapshot_store: BlobSnapshotStore | None = None
         self.snapshot_follower: SnapshotFollower | None = None
         self._loop = FailoverLoop(
@@ -103,14 +108,16 @@ class SchedulerBridge:
 
     def share_health_through(self, store: BlobSnapshotStore) -> None:
         self.snapshot_store = store
-        self.snapshot_follower = SnapshotFollower(store, ttl=self.settings.health_snapshot_ttl_seconds)
+        self.snapshot_follower = SnapshotFollower(
+            store, ttl=self.settings.health_snapshot_ttl_seconds, upstream=self.settings.upstream_name
+        )
         self._loop.follow(self.snapshot_follower)
 
     async def publish_health(self) -> None:
         """Write this view's probe results for the other instances (the probing instance only)."""
         if self.snapshot_store is None:
             return
-        snapshot = self.health.snapshot()
+        snapshot = combined_snapshot({name: bridge.health for name, bridge in self.upstreams.items()})
         snapshot["probe_interval_seconds"] = probe_interval_seconds(self.settings.health_probe_schedule)
         try:
             await self.snapshot_store.write(snapshot)
