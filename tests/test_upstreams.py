@@ -308,3 +308,88 @@ async def test_a_hung_upstream_under_load_leaves_the_others_p99_unchanged(config
     assert sum(control(p.url)["faults_injected"] for p in rooms.processes()) >= 16
     assert "DeadlineExceeded" in rooms_outcomes or "UpstreamFailed" in rooms_outcomes, set(rooms_outcomes)
     assert "ok" in rooms_outcomes
+
+
+# -- routes ----------------------------------------------------------------------------------
+
+
+async def server_call(functions, server: str, tool: str, arguments, **kwargs):
+    return await functions(
+        "server_call_tool",
+        method="POST",
+        path=f"/api/servers/{server}/tools/{tool}",
+        body=arguments,
+        route_params={"server": server, "tool_name": tool},
+        **kwargs,
+    )
+
+
+async def server_tools(functions, server: str, **kwargs):
+    return await functions(
+        "server_list_tools", path=f"/api/servers/{server}/tools", route_params={"server": server}, **kwargs
+    )
+
+
+async def test_server_routes_reach_their_upstream_and_the_old_routes_stay_the_schedulers(
+    configure, functions, stack, rooms, captured_logs
+):
+    await configure(**rooms_settings(rooms, ROOMS_ALLOWED_TOOLS="listConversations,scheduleConversation"))
+    booked = await server_call(functions, "rooms", "scheduleConversation", schedule_arguments("Room 4"))
+    assert booked.status == 200, booked.json
+    assert booked.json["endpoint"] == rooms.east.mcp_url
+    plain = await functions.call_tool("scheduleConversation", schedule_arguments())
+    assert plain.status == 200 and plain.json["endpoint"] == stack.east.mcp_url
+    same = await server_call(functions, "scheduler", "listConversations", {})
+    assert same.status == 200 and same.json["endpoint"] == stack.east.mcp_url
+
+    listed = await server_tools(functions, "Rooms")  # names are case-insensitive
+    assert listed.status == 200 and listed.json["endpoint"] == rooms.east.mcp_url
+    assert sorted(t["name"] for t in listed.json["tools"]) == ["listConversations", "scheduleConversation"]
+    refused = await server_call(functions, "rooms", "cancelConversation", {"conversation_id": "c-1"})
+    assert refused.status == 403  # Rooms' allowlist, not the Scheduler's
+    assert control(rooms.east.url)["tool_calls"].get("cancelConversation", 0) == 0
+    # The audit trail names the upstream of every call.
+    audited = [line for line in captured_logs.messages if line.startswith("audit ")]
+    assert any('"upstream":"rooms"' in line and "scheduleConversation" in line for line in audited)
+    assert any('"upstream":"scheduler"' in line for line in audited)
+
+
+async def test_an_unknown_server_is_a_404_listing_the_known_ones_before_anything_is_read(
+    configure, functions, stack, rooms
+):
+    await configure(**rooms_settings(rooms))
+    for reply in (
+        await server_call(functions, "desks", "bookDesk", b"{not json"),
+        await server_tools(functions, "desks"),
+    ):
+        assert reply.status == 404
+        assert reply.headers["Content-Type"] == "application/problem+json"
+        assert reply.json["type"] == "urn:problem:scheduler-bridge:unknown-server"
+        assert reply.json["servers"] == ["scheduler", "rooms"]
+    assert control(stack.east.url)["mcp_requests"] == 0 and control(rooms.east.url)["mcp_requests"] == 0
+
+
+async def test_each_upstream_has_its_own_roles(configure, functions, stack, rooms):
+    from devstack.easyauth import principal_headers
+
+    reader = principal_headers({"oid": "oid-reader", "name": "dashboard", "roles": ["Scheduler.Read"]})
+    booker = principal_headers({"oid": "oid-booker", "name": "front-desk", "roles": ["Rooms.Book"]})
+    await configure(
+        **rooms_settings(rooms, ROOMS_TOOL_ROLES="listConversations:Rooms.Read,*:Rooms.Book"),
+        SCHEDULER_TOOL_ROLES="listConversations:Scheduler.Read,*:Scheduler.Write",
+        WEBSITE_AUTH_ENABLED="True",
+    )
+    assert (await functions.call_tool("listConversations", {}, headers=reader)).status == 200
+    assert (await server_call(functions, "rooms", "listConversations", {}, headers=reader)).status == 403
+    booked = await server_call(
+        functions, "rooms", "scheduleConversation", schedule_arguments(), headers=booker
+    )
+    assert booked.status == 200
+    refused = await functions.call_tool("scheduleConversation", schedule_arguments(), headers=booker)
+    assert refused.status == 403 and refused.json["required_roles"] == ["Scheduler.Write"]
+    # Listings show each caller what it may call on that server.
+    listed = await server_tools(functions, "rooms", headers=booker)
+    assert {t["name"] for t in listed.json["tools"]} >= {"listConversations", "scheduleConversation"}
+    assert (await server_tools(functions, "rooms", headers=reader)).json["tools"] == []
+    assert control(stack.east.url)["tool_calls"].get("scheduleConversation", 0) == 0
+    assert control(rooms.east.url)["tool_calls"]["scheduleConversation"] == 1
