@@ -130,18 +130,21 @@ class Soak:
             self.probing -= 1
 
     async def _drive(self, callers: Callers) -> None:
-        """Restart a region every `restart_every` seconds until the run's end, sampling as it goes."""
+        """Restart a region every `restart_every` seconds from the start (none in the last half
+        period), sampling every 10 s in between."""
         loop = asyncio.get_running_loop()
-        ends = loop.time() + self.plan.seconds
+        begins = loop.time()
+        ends = begins + self.plan.seconds
         self.meter.sample()
         number = 0
         while True:
-            next_restart = loop.time() + self.plan.restart_every
-            while loop.time() < min(next_restart, ends):
-                await asyncio.sleep(min(10.0, max(0.0, min(next_restart, ends) - loop.time())))
+            next_restart = begins + (number + 1) * self.plan.restart_every
+            if ends - next_restart < self.plan.restart_every / 2:
+                next_restart = ends
+            while loop.time() < next_restart:
+                await asyncio.sleep(min(10.0, max(0.0, next_restart - loop.time())))
                 self.meter.sample()
-            if loop.time() >= ends or ends - loop.time() < self.plan.restart_every / 2:
-                await asyncio.sleep(max(0.0, ends - loop.time()))
+            if next_restart >= ends:
                 return
             await self._quiet_sample(callers)
             await self._restart(self.stack.regions[number % 2], number)
