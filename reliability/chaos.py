@@ -135,15 +135,19 @@ def report(
         for r in regions
     )
     line = (
-        f"CHAOS peer={peer.name} seed={seed} seconds={seconds:.0f} callers={callers} calls={len(load.calls)} "
+        f"CHAOS peer={peer.name} seed={seed} seconds={seconds:.0f} callers={callers} "
+        f"calls={len(load.calls)} "
         f"safe={len(by_kind['safe'])} unkeyed={len(by_kind['unkeyed'])} keyed={len(by_kind['keyed'])} "
-        f"safe_failed={len(failed['safe'])} safe_failed_while_one_region_healthy={len(safe_failed_with_one_up)} "
+        f"safe_failed={len(failed['safe'])} "
+        f"safe_failed_while_one_region_healthy={len(safe_failed_with_one_up)} "
         f"unkeyed_failed={_slugs(failed['unkeyed'])} keyed_failed={_slugs(failed['keyed'])} "
         f"keyed_retried={sum(1 for c in by_kind['keyed'] if c.tries > 1)} "
-        f"unkeyed_ran_twice={twice['unkeyed']} keyed_ran_twice={twice['keyed']} safe_ran_twice={twice['safe']} "
+        f"unkeyed_ran_twice={twice['unkeyed']} keyed_ran_twice={twice['keyed']} "
+        f"safe_ran_twice={twice['safe']} "
         f"actions={_pairs(driven.actions)} "
         f"{regions_text} p50_ms={_pct(latencies, 50):.0f} p99_ms={_pct(latencies, 99):.0f} "
-        f"safe_p99_ms={_pct(safe_latencies, 99):.0f} load={load_average()} result={'pass' if passed else 'FAIL'}"
+        f"safe_p99_ms={_pct(safe_latencies, 99):.0f} load={load_average()} "
+        f"result={'pass' if passed else 'FAIL'}"
     )
     offset = time.time() - time.monotonic()
     for call in safe_failed_with_one_up[:50]:

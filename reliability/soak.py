@@ -81,6 +81,8 @@ class Soak:
         self.quiet: list[Sample] = []
         self.restarts = Restarts()
         self.probing = 0
+        self.probes_idle = asyncio.Event()
+        self.probes_idle.set()
         self.probe_rounds = 0
         self.callers: Callers | None = None
 
@@ -123,11 +125,14 @@ class Soak:
 
     async def _probe(self, timer: object) -> None:
         self.probing += 1
+        self.probes_idle.clear()
         try:
             await self.functions.user_function("health_probe")(timer)
             self.probe_rounds += 1
         finally:
             self.probing -= 1
+            if not self.probing:
+                self.probes_idle.set()
 
     async def _drive(self, callers: Callers) -> None:
         """Restart a region every `restart_every` seconds from the start (none in the last half
@@ -152,8 +157,7 @@ class Soak:
 
     async def _quiet_sample(self, callers: Callers) -> None:
         await callers.pause()
-        while self.probing:
-            await asyncio.sleep(0.01)
+        await self.probes_idle.wait()
         await asyncio.sleep(0.2)  # let closed connections' callbacks run
         gc.collect()
         self.quiet.append(self.meter.sample())
@@ -215,7 +219,8 @@ def report(soak: Soak, callers: Callers, seconds: float, bridge: Any) -> tuple[s
     line = (
         f"SOAK seconds={seconds:.0f} calls={total} rate={total / seconds:.1f}/s "
         f"read={tally.calls['read']} listing={tally.calls['listing']} keyed={tally.calls['keyed']} "
-        f"rss_mib_start={start.rss_mib:.1f} rss_mib_middle={middle.rss_mib:.1f} rss_mib_end={end.rss_mib:.1f} "
+        f"rss_mib_start={start.rss_mib:.1f} rss_mib_middle={middle.rss_mib:.1f} "
+        f"rss_mib_end={end.rss_mib:.1f} "
         f"rss_growth_pct={growth:.2f} fds={min(fds)}..{max(fds)} tasks={min(tasks)}..{max(tasks)} "
         f"quiet_samples={len(settled)} restarts={soak.restarts.done} probe_rounds={soak.probe_rounds} "
         f"sessions_opened_bridge={sessions_bridge} sessions_created_server={sessions_server} "

@@ -160,6 +160,8 @@ class Callers:
         self.gate.set()
         self.stop = asyncio.Event()
         self.in_flight = 0
+        self.idle = asyncio.Event()
+        self.idle.set()
         self._keys = 0
 
     async def run(self, workers: int) -> None:
@@ -168,8 +170,7 @@ class Callers:
     async def pause(self) -> None:
         """Stop starting calls and wait until none is in flight."""
         self.gate.clear()
-        while self.in_flight:
-            await asyncio.sleep(0.01)
+        await self.idle.wait()
 
     def resume(self) -> None:
         self.gate.set()
@@ -184,11 +185,14 @@ class Callers:
             next_start = max(next_start + period, loop.time() - period)  # no catch-up bursts
             kind = self.mix.choose(self.rng)
             self.in_flight += 1
+            self.idle.clear()
             started = time.perf_counter()
             try:
                 await getattr(self, "_" + kind)()
             finally:
                 self.in_flight -= 1
+                if not self.in_flight:
+                    self.idle.set()
                 self.tally.latency.add(time.perf_counter() - started)
                 self.tally.calls[kind] += 1
 

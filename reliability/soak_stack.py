@@ -59,7 +59,8 @@ class SoakStack:
         twice (each keyed call books one conversation under a topic of its own)."""
         with closing(sqlite3.connect(self.state_file, timeout=10)) as db:
             rows = db.execute(
-                "SELECT topic, COUNT(*) FROM conversations WHERE topic LIKE ? GROUP BY topic HAVING COUNT(*) > 1",
+                "SELECT topic, COUNT(*) FROM conversations WHERE topic LIKE ? "
+                "GROUP BY topic HAVING COUNT(*) > 1",
                 (prefix + "%",),
             ).fetchall()
         return {str(topic): int(count) for topic, count in rows}
