@@ -73,7 +73,10 @@ class SoakStack:
         return int(count)
 
 
-def start_soak_stack(*, token_lifetime_seconds: int, log_dir: Path | None = None) -> SoakStack:
+def start_soak_stack(
+    *, token_lifetime_seconds: int, log_dir: Path | None = None, era: str = "legacy"
+) -> SoakStack:
+    """Identity and two regions (`era` \"legacy\": handshake-era sessions), started side by side."""
     log_dir = log_dir or Path(tempfile.mkdtemp(prefix="scheduler-bridge-soak-"))
     state = log_dir / "conversations.sqlite3"
     signing_key = secrets.token_hex(32)
@@ -85,7 +88,7 @@ def start_soak_stack(*, token_lifetime_seconds: int, log_dir: Path | None = None
         "api_key": secrets.token_hex(16),
         "audience": AUDIENCE,
         "state_file": state,
-        "era": "legacy",
+        "era": era,
         "wait": False,
     }
     started: list[Any] = []
