@@ -69,7 +69,7 @@ def bridge_env(regions: list[Region]) -> dict[str, str]:
 
 
 async def chaos(peer: Peer, *, seconds: float, callers: int, seed: int, log_dir: Path) -> tuple[str, bool]:
-    from mcp_bridge.config.settings import reset_settings
+    from mcp_bridge.config.loader import reset_settings
     from mcp_bridge.runtime import reset_bridge
 
     regions = await start_regions(peer, log_dir)

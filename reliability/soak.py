@@ -244,7 +244,7 @@ def _pairs(counter: dict[str, int]) -> str:
 
 
 async def soak(plan: SoakPlan, log_dir: Path | None = None) -> tuple[str, bool]:
-    from mcp_bridge.config.settings import reset_settings
+    from mcp_bridge.config.loader import reset_settings
     from mcp_bridge.runtime import get_bridge, reset_bridge
 
     stack = start_soak_stack(token_lifetime_seconds=plan.token_lifetime_seconds, log_dir=log_dir)
