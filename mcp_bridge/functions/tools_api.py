@@ -141,6 +141,7 @@ async def _call_tool(req: func.HttpRequest) -> func.HttpResponse:
     from ..config.settings import load_settings
     from ..idempotency.keys import idempotency_key
     from ..runtime import get_bridge
+    from .task_calls import requires_task, start_operation, wants_task
 
     settings = load_settings()
     name = req.route_params.get("tool_name", "")
@@ -152,7 +153,16 @@ async def _call_tool(req: func.HttpRequest) -> func.HttpResponse:
         bridge = await get_bridge()
 
         async def call() -> func.HttpResponse:
-            outcome = await bridge.call_tool(name, arguments)
+            if task := wants_task(bridge, name, req.headers):  # 200 if it ends in time, else 202 (task_calls)
+                return await start_operation(req, bridge, settings, name, arguments, caller)
+            try:
+                outcome = await bridge.call_tool(name, arguments)
+            except Problem:
+                if task is None and requires_task(bridge, name):
+                    # Nothing was listed before this call (a fresh process): the server refused, unrun,
+                    # a tool that only runs as a task. Now that the listing says so, start it as one.
+                    return await start_operation(req, bridge, settings, name, arguments, caller)
+                raise
             result = outcome.result
             return _json(
                 models.ToolCallResult(
