@@ -20,7 +20,7 @@ import pytest
 
 from devstack.easyauth import principal_headers
 from devstack.processes import ManagedProcess
-from mcp_bridge.config.settings import reset_settings
+from mcp_bridge.config.loader import reset_settings
 from mcp_bridge.runtime import reset_bridge
 from tests.conformance.install import installed
 from tests.conformance.peers import PEERS, log_count, mcp_url
@@ -230,7 +230,7 @@ async def test_respond_async_on_an_ordinary_tool_is_an_ordinary_call(servers, br
 
 
 async def test_many_pollers_share_one_tasks_get_per_poll_interval(servers, bridge_at, functions):
-    from mcp_bridge.config.settings import load_settings
+    from mcp_bridge.config.loader import load_settings
     from mcp_bridge.operations.service import operations_for
     from mcp_bridge.runtime import get_bridge
 

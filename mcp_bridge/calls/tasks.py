@@ -14,8 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 import mcp_types as types
 
-from ..problems import OutcomeUnknown, Unavailable, UpstreamFailed
+from ..problems import OutcomeUnknown, Problem, Unavailable, UpstreamFailed
 from ..upstream import task_wire
+from ..upstream.catalog import CatalogTool
+from ..upstream.session import UpstreamSession
 from ..upstream.task_wire import TaskRoute, TaskSnapshot, TaskWireError
 from .attempt import Attempt
 from .outcomes import RetryableFailure
@@ -46,8 +48,23 @@ def task_support(bridge: SchedulerBridge, name: str) -> str | None:
         if catalog is not None:
             tool = catalog.tools.get(name)
             if tool is not None:
-                return tool.task_support
+                return effective_support(session, tool)
     return None
+
+
+def effective_support(session: UpstreamSession, tool: CatalogTool) -> str:
+    """The tool's listed `taskSupport`; on a 2026-07-28 server that serves the tasks extension, which
+    lists none, `optional`: that server decides per call whether to make a task."""
+    support = tool.task_support
+    if support == "forbidden" and session.serves_tasks_extension:
+        return "optional"
+    return support
+
+
+def refused_for_want_of_tasks(problem: Problem) -> bool:
+    """A 2026-07-28 server refused the call, unrun, because it runs only as a task (-32021 naming
+    the tasks extension): safe to start as a task."""
+    return problem.extensions.get("jsonrpc_code") == task_wire.MISSING_CAPABILITY
 
 
 async def start_task(
@@ -59,7 +76,7 @@ async def start_task(
     async def op(attempt: Attempt) -> TaskStart:
         tool = await runner.checked_tool(attempt, name, arguments)
         session = attempt.session
-        if tool.task_support == "forbidden":  # the listing changed under us: an ordinary call
+        if effective_support(session, tool) == "forbidden":  # the listing changed: an ordinary call
             result = await runner.call(attempt, name, arguments)
             return TaskStart(
                 name, session.url, TaskRoute(session.url, session.protocol_version or ""), None, result

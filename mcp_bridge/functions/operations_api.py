@@ -28,7 +28,7 @@ async def _cancel_operation(req: func.HttpRequest) -> func.HttpResponse:
 
 async def _on_operation(req: func.HttpRequest, *, cancel: bool) -> func.HttpResponse:
     from ..callers.access import caller_of, may_call
-    from ..config.settings import load_settings
+    from ..config.loader import load_settings
     from ..operations.service import operations_for
     from ..runtime import get_bridge
 

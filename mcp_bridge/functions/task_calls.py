@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from ..calls.bridge import SchedulerBridge
     from ..config.settings import BridgeSettings
     from ..operations.records import OperationRecord
+    from ..problems import Problem
 
 
 def preferences(headers: Any) -> dict[str, str]:
@@ -47,10 +48,18 @@ def wants_task(bridge: SchedulerBridge, name: str, headers: Any) -> bool | None:
     return support == "optional" and "respond-async" in preferences(headers)
 
 
-def requires_task(bridge: SchedulerBridge, name: str) -> bool:
-    from ..calls.tasks import task_support
+async def wants_task_listed(bridge: SchedulerBridge, name: str, headers: Any) -> bool | None:
+    """`wants_task` once the tools are listed (the first call of a process that sent `Prefer`)."""
+    await bridge.list_tools()
+    return wants_task(bridge, name, headers)
 
-    return task_support(bridge, name) == "required"
+
+def requires_task(bridge: SchedulerBridge, name: str, problem: Problem) -> bool:
+    """After an ordinary call failed: whether it failed only because the tool runs as a task alone
+    (listed `required`, or a 2026-07-28 refusal for want of the tasks extension), unrun."""
+    from ..calls.tasks import refused_for_want_of_tasks, task_support
+
+    return task_support(bridge, name) == "required" or refused_for_want_of_tasks(problem)
 
 
 async def start_operation(
