@@ -13,21 +13,24 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from devstack.easyauth import principal_headers
-from devstack.processes import ManagedProcess
+from devstack.processes import ManagedProcess, free_port
 from mcp_bridge.config.loader import reset_settings
 from mcp_bridge.runtime import reset_bridge
 from tests.conformance.install import installed
-from tests.conformance.peers import PEERS, log_count, mcp_url
+from tests.conformance.peers import LOOPBACK_PRELOAD, PEERS, READY_STATUSES, log_count, mcp_url
 
 EVERYTHING = next(p for p in PEERS if p.name == "server-everything")
 TS_SDK = next(p for p in PEERS if p.name == "ts-sdk-1.32")
 RESEARCH = "simulate-research-query"
+SESSION_OPENED = "Session initialized with ID"
 ROLES = "*:Scheduler.Write"
 ALICE = principal_headers({"oid": "oid-alice", "name": "alice", "roles": ["Scheduler.Write"]})
 MALLORY = principal_headers({"oid": "oid-mallory", "name": "mallory", "roles": ["Scheduler.Write"]})
@@ -48,10 +51,35 @@ def operation_of(reply: Any) -> str:
     return location.rsplit("/", 1)[1]
 
 
+def interactive(logs: Path) -> ManagedProcess:
+    """The TypeScript SDK's `simpleTaskInteractive` example: its tasks wait in `input_required`."""
+    port = free_port()
+    script = (
+        TS_SDK.folder
+        / "node_modules/@modelcontextprotocol/sdk/dist/esm/examples/server/simpleTaskInteractive.js"
+    )
+    return ManagedProcess(
+        name="ts-sdk-task-interactive",
+        module="ts-sdk-task-interactive",
+        command=[shutil.which("node") or "node", "-r", str(LOOPBACK_PRELOAD), str(script)],
+        args=[],
+        port=port,
+        log_path=logs / "ts-sdk-task-interactive.log",
+        ready_path="/mcp",
+        ready_statuses=READY_STATUSES,
+        env={"PORT": str(port), "NODE_ENV": "production"},
+        cwd=TS_SDK.folder,
+    )
+
+
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, ManagedProcess]]:
     logs = tmp_path_factory.mktemp("task-servers")
-    processes = {"everything": EVERYTHING.process(logs), "sdk": TS_SDK.process(logs)}
+    processes = {
+        "everything": EVERYTHING.process(logs),
+        "sdk": TS_SDK.process(logs),
+        "interactive": interactive(logs),
+    }
     for process in processes.values():
         process.start()
     try:
@@ -247,3 +275,100 @@ async def test_many_pollers_share_one_tasks_get_per_poll_interval(servers, bridg
     assert {reply.status for reply in replies} == {200}
     assert poller.gets - before == 1
     await cancel(functions, operation_id)
+
+
+async def test_a_task_waiting_for_input_is_shown_and_can_be_canceled(servers, bridge_at, functions):
+    await bridge_at(mcp_url(servers["interactive"]))
+    started = await functions.call_tool(
+        "confirm_delete", {"filename": "q3.xlsx"}, headers={**ALICE, "Prefer": "respond-async"}
+    )
+    assert started.status == 202, started.body
+    operation_id = operation_of(started)
+
+    waiting = None
+    for _ in range(20):
+        waiting = await get(functions, operation_id)
+        if waiting.json.get("inputRequired"):
+            break
+        await asyncio.sleep(0.3)
+
+    assert waiting is not None and waiting.status == 200
+    assert waiting.json["status"] == "Running"  # not terminal: a later step may answer it
+    assert waiting.json["inputRequired"][0]["kind"] == "unknown"  # 2025-11-25: asked on tasks/result only
+    # This server has no tasks/cancel: the bridge stops following the task and says so.
+    canceled = await cancel(functions, operation_id)
+    assert canceled.status == 200, canceled.body
+    assert canceled.json["status"] == "Canceled"
+    assert "could not cancel" in canceled.json["progress"]["statusMessage"]
+
+
+async def test_a_killed_region_is_503_then_the_lost_task_fails_and_is_never_restarted(
+    servers, bridge_at, functions
+):
+    everything = servers["everything"]
+    await bridge_at(mcp_url(everything))
+    started = await functions.call_tool(
+        RESEARCH, {"topic": "x"}, headers={**ALICE, "Prefer": "respond-async"}
+    )
+    operation_id = operation_of(started)
+    sessions = log_count(everything, SESSION_OPENED)
+
+    everything.kill()
+    await asyncio.sleep(1.1)  # past the poll interval: the next poll asks the server
+    down = await get(functions, operation_id)
+    assert down.status == 503, down.body
+    assert down.json["type"].endswith(":operation-region-unreachable")
+    assert int(header(down, "Retry-After") or 0) >= 1
+
+    everything.restart(45)
+    await asyncio.sleep(1.1)
+    lost = await get(functions, operation_id)
+    assert lost.status == 200, lost.body
+    assert lost.json["status"] == "Failed"
+    assert lost.json["error"]["type"].endswith(":task-lost")
+    # Not started again: a tools/call needs a session, and the bridge opened none on the new process.
+    assert log_count(everything, SESSION_OPENED) == sessions
+    assert (await get(functions, operation_id)).json["status"] == "Failed"  # and it stays so
+    assert (await cancel(functions, operation_id)).status == 409
+
+
+async def test_an_idempotency_key_replays_the_same_202_and_operation(servers, bridge_at, functions):
+    await bridge_at(mcp_url(servers["everything"]))
+    headers = {**ALICE, "Prefer": "respond-async", "Idempotency-Key": "research-tides-1"}
+    first = await functions.call_tool(RESEARCH, {"topic": "tides"}, headers=headers)
+    posts = log_count(servers["everything"], EVERYTHING.posts)
+    again = await functions.call_tool(RESEARCH, {"topic": "tides"}, headers=headers)
+
+    assert first.status == again.status == 202
+    assert header(again, "Operation-Location") == header(first, "Operation-Location")
+    assert again.body == first.body
+    assert header(again, "Idempotent-Replayed") == "true"
+    assert header(again, "Preference-Applied") == "respond-async"
+    assert log_count(servers["everything"], EVERYTHING.posts) == posts  # the Scheduler was not called
+    await cancel(functions, operation_of(first))
+
+
+async def test_a_caller_at_its_limit_is_refused_before_the_scheduler_is_called(servers, bridge_at, functions):
+    await bridge_at(mcp_url(servers["everything"]), operations_max_per_caller="2")
+    headers = {**ALICE, "Prefer": "respond-async"}
+    ids = [
+        operation_of(await functions.call_tool(RESEARCH, {"topic": "x"}, headers=headers)) for _ in range(2)
+    ]
+    posts = log_count(servers["everything"], EVERYTHING.posts)
+
+    refused = await functions.call_tool(RESEARCH, {"topic": "x"}, headers=headers)
+
+    assert refused.status == 429, refused.body
+    assert refused.json["type"].endswith(":too-many-operations")
+    assert header(refused, "Retry-After")
+    assert log_count(servers["everything"], EVERYTHING.posts) == posts
+    other = await functions.call_tool(
+        RESEARCH, {"topic": "x"}, headers={**MALLORY, "Prefer": "respond-async"}
+    )
+    assert other.status == 202  # the limit is per caller
+    await cancel(functions, ids[0])  # a finished operation no longer counts
+    again = await functions.call_tool(RESEARCH, {"topic": "x"}, headers=headers)
+    assert again.status == 202, again.body
+    for operation_id in (ids[1], operation_of(again)):
+        await cancel(functions, operation_id)
+    await cancel(functions, operation_of(other), MALLORY)

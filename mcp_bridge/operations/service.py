@@ -242,7 +242,11 @@ class Operations:
                     raise OperationFinished(
                         f"the operation has already finished ({record.status})", status_now=record.status
                     ) from None
-                raise
+                raise RegionUnreachable(
+                    f"the Scheduler did not take the cancel ({error}); try again later",
+                    retry_after=interval_seconds(record.poll_interval_ms),
+                    endpoint=record.endpoint,
+                ) from None
             # The server cannot cancel tasks (e.g. no tasks/cancel handler): the bridge stops
             # following the task, and says so; the server may run it until its TTL.
             message = f"the Scheduler could not cancel the task ({error}); the bridge stopped following it"

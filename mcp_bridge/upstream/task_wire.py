@@ -35,6 +35,7 @@ from .wire import SESSION_HEADER, WireTrace, current_trace
 
 TASKS_EXTENSION = "io.modelcontextprotocol/tasks"
 MISSING_CAPABILITY = -32021
+METHOD_NOT_FOUND = -32601
 TASK_STATUSES = ("working", "input_required", "completed", "failed", "cancelled")
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
 
@@ -282,7 +283,8 @@ def _unwrap(message: Any, method: str) -> dict[str, Any]:
         code = error.get("code")
         text = str(error.get("message", ""))[:500]
         lowered = text.lower()
-        if method.startswith("tasks/") and ("not found" in lowered or "expired" in lowered):
+        forgotten = "task" in lowered and ("not found" in lowered or "expired" in lowered)
+        if method.startswith("tasks/") and code != METHOD_NOT_FOUND and forgotten:
             raise TaskWireError("lost", f"the server does not know the task: {text}", code=code)
         raise TaskWireError("rpc", text or f"{method} failed", code=code, data=error.get("data"))
     result = message.get("result")
