@@ -372,3 +372,25 @@ async def test_a_caller_at_its_limit_is_refused_before_the_scheduler_is_called(s
     for operation_id in (ids[1], operation_of(again)):
         await cancel(functions, operation_id)
     await cancel(functions, operation_of(other), MALLORY)
+
+
+async def test_watch_follows_an_operation_to_its_end(servers, bridge_at, functions):
+    from mcp_bridge.callers.principal import Caller
+    from mcp_bridge.config.loader import load_settings
+    from mcp_bridge.operations.service import operations_for
+    from mcp_bridge.operations.watch import watch
+    from mcp_bridge.runtime import get_bridge
+
+    await bridge_at(mcp_url(servers["everything"]))
+    started = await functions.call_tool(
+        RESEARCH, {"topic": "x"}, headers={**ALICE, "Prefer": "respond-async"}
+    )
+    operations = await operations_for(await get_bridge(), load_settings())
+    alice = Caller(kind="principal", roles=frozenset({"Scheduler.Write"}), id="oid-alice")
+
+    seen = [s async for s in watch(operations, operation_of(started), caller=alice, instance="/api/x")]
+
+    messages = [s.monitor.progress.status_message for s in seen if s.monitor.progress]
+    assert len(set(messages)) >= 3, messages  # the stages, each once
+    assert seen[-1].terminal and seen[-1].succeeded
+    assert not any(s.terminal for s in seen[:-1])

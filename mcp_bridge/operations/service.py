@@ -61,7 +61,7 @@ class Started:
 MayCall = Callable[[str], bool]
 
 
-def _anyone(_tool: str) -> bool:
+def anyone(_tool: str) -> bool:
     return True
 
 
@@ -164,7 +164,7 @@ class Operations:
         return snapshot
 
     async def read(
-        self, operation_id: str, *, caller: Caller, instance: str, may_call: MayCall = _anyone
+        self, operation_id: str, *, caller: Caller, instance: str, may_call: MayCall = anyone
     ) -> tuple[models.OperationMonitor, OperationRecord]:
         """The status monitor (raises 404 for anything but the owner's live or finished operation)."""
         record, etag = await self._owned(operation_id, caller, may_call)
@@ -212,7 +212,7 @@ class Operations:
         return monitor.view(operation_id, record, snapshot), record
 
     async def cancel(
-        self, operation_id: str, *, caller: Caller, instance: str, may_call: MayCall = _anyone
+        self, operation_id: str, *, caller: Caller, instance: str, may_call: MayCall = anyone
     ) -> tuple[models.OperationMonitor, OperationRecord]:
         """`tasks/cancel`; 409 when the operation has already finished."""
         record, etag = await self._owned(operation_id, caller, may_call)
