@@ -394,3 +394,17 @@ async def test_watch_follows_an_operation_to_its_end(servers, bridge_at, functio
     assert len(set(messages)) >= 3, messages  # the stages, each once
     assert seen[-1].terminal and seen[-1].succeeded
     assert not any(s.terminal for s in seen[:-1])
+
+
+async def test_within_the_wait_a_task_that_needs_input_fails_fast_and_says_why(servers, bridge_at, functions):
+    """The bridge waits on `tasks/result`, where a 2025-11-25 server delivers its requests for input;
+    the TypeScript SDK refuses to send one to a client without the capability, and fails the task."""
+    await bridge_at(mcp_url(servers["interactive"]))
+
+    reply = await functions.call_tool(
+        "confirm_delete", {"filename": "q3.xlsx"}, headers={**ALICE, "Prefer": "wait=5"}
+    )
+
+    assert reply.status == 422, reply.body
+    assert reply.json["type"].endswith(":tool-error")
+    assert "does not support form elicitation" in reply.json["content"][0]["text"]

@@ -90,3 +90,16 @@ async def test_cancel_a_running_search(scheduler, functions):
     assert canceled.status == 200, canceled.body
     assert canceled.json["status"] == "Canceled"
     assert (await cancel(functions, operation_id, {})).status == 409
+
+
+async def test_respond_async_with_wait_answers_the_result_when_it_is_ready_in_time(scheduler, functions):
+    """RFC 7240 4.3: `respond-async, wait=N`: the answer itself if ready within N seconds, else 202."""
+    quick = await functions.call_tool(FIND, slot(0.3), headers={"Prefer": "respond-async, wait=5"})
+    slow = await functions.call_tool(FIND, slot(4), headers={"Prefer": "respond-async, wait=1"})
+
+    assert quick.status == 200, quick.body
+    assert quick.json["structuredContent"]["calendars_checked"] == 3
+    assert header(quick, "Preference-Applied") == "respond-async, wait=5"
+    assert slow.status == 202, slow.body
+    assert header(slow, "Preference-Applied") == "respond-async, wait=1"
+    await cancel(functions, operation_of(slow), {})

@@ -3,7 +3,8 @@ waits for one, and the answer: the usual 200 or problem when it ends in time, el
 with `Operation-Location`, `Retry-After` and the status monitor.
 
 A tool with `taskSupport: required` always runs as a task; an `optional` one when the caller sends
-`Prefer: respond-async` (RFC 7240). `Prefer: wait=N` shortens the synchronous wait. A preference
+`Prefer: respond-async` (RFC 7240), answered 202 at once, or with `wait=N` beside it, as soon as the
+task ends within N seconds (RFC 7240 4.3). `Prefer: wait=N` shortens the synchronous wait. A preference
 the bridge applied is named in `Preference-Applied`; one it did not apply is not. The routes that
 follow an operation are in `operations_api`.
 """
@@ -82,8 +83,10 @@ async def start_operation(
     wait: float | None = None if respond_async else timeout
     if respond_async:
         applied.append("respond-async")
-    elif (asked := _seconds(prefer.get("wait"))) is not None and asked < timeout:
-        wait = asked
+    asked = _seconds(prefer.get("wait"))
+    if asked is not None and (asked < timeout or respond_async):
+        # RFC 7240 4.3: with respond-async, wait=N asks for the answer itself if it is ready within N s.
+        wait = min(asked, timeout)
         applied.append(f"wait={prefer['wait']}")
     operations = await operations_for(bridge, settings)
     instance = urlsplit(req.url).path
@@ -96,7 +99,7 @@ async def start_operation(
     assert operation_id is not None
     if applied:
         headers["Preference-Applied"] = ", ".join(applied)
-    if record.terminal and not respond_async:
+    if record.terminal and wait:
         problem = record.error or {}
         slug = str(problem.get("type", "ok")).rsplit(":", 1)[-1]
         audit.report(

@@ -119,7 +119,7 @@ def view(
         updated = snapshot.last_updated_at or updated
         percent = _percent(snapshot.progress)
         if snapshot.status == "input_required":
-            inputs = _inputs(snapshot)
+            inputs = _inputs(snapshot, record.input_message)
     if message is not None or percent is not None:
         progress = models.OperationProgress(percent_complete=percent, status_message=message)
     return models.OperationMonitor(
@@ -144,10 +144,10 @@ def _percent(progress: dict[str, Any] | None) -> float | None:
     return None
 
 
-def _inputs(snapshot: TaskSnapshot) -> list[models.InputRequest]:
+def _inputs(snapshot: TaskSnapshot, remembered: str | None) -> list[models.InputRequest]:
     """What the task waits for. 2026-07-28 lists the requests (`inputRequests`); a 2025-11-25 server
-    hands them out only on `tasks/result`, which the bridge cannot answer yet, so its status message
-    is all there is to show."""
+    hands them out only on `tasks/result`: what the bridge saw there while it waited for the task
+    (`remembered`), else the task's status message."""
     found = []
     for request in (snapshot.input_requests or {}).values():
         if not isinstance(request, dict):
@@ -166,6 +166,8 @@ def _inputs(snapshot: TaskSnapshot) -> list[models.InputRequest]:
                 message=str(message)[:1000] if message is not None else None,
             )
         )
+    if not found and remembered is not None:
+        found.append(models.InputRequest(kind="elicitation", message=remembered))
     if not found:
         found.append(models.InputRequest(kind="unknown", message=snapshot.status_message))
     return found

@@ -45,6 +45,8 @@ class OperationRecord(BaseModel):
     poll_interval_ms: int = 1000
     status: Status = "Running"
     status_message: str | None = None
+    input_message: str | None = None
+    """What the task asked for, as first seen (2025-11-25 shows it only on the `tasks/result` stream)."""
     result: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
 
@@ -90,6 +92,15 @@ class OperationStore:
         if record.expires_at <= time.time():
             return None
         return record, etag
+
+    async def update(self, operation_id: str, record: OperationRecord, etag: str) -> str:
+        """Replace a running operation's record (it learnt something); returns the new etag."""
+        try:
+            return await self.store.replace(
+                ids.record_name(operation_id), record.encode(), etag=etag, expires_at=record.expires_at
+            )
+        except (Changed, StoreUnavailable):
+            raise _unavailable() from None
 
     async def finish(self, operation_id: str, record: OperationRecord, etag: str) -> OperationRecord:
         """Write the terminal `record`; if another instance wrote first, the stored end wins."""

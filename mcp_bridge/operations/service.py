@@ -17,7 +17,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from ..callers.principal import Caller
@@ -126,6 +126,10 @@ class Operations:
             snapshot = await self._reread(operation_id, record, task)  # ended at once: fetch how
         if wait:
             snapshot = await self._follow(operation_id, record, snapshot, wait)
+        if snapshot.status == "input_required" and snapshot.input_requests:
+            asked = next(iter(snapshot.input_requests.values()), {}).get("params", {}).get("message")
+            record = record.model_copy(update={"input_message": asked})
+            etag = await self.store.update(operation_id, record, etag)
         if snapshot.terminal:
             record = await self._finish(operation_id, record, etag, snapshot, caller, instance)
         return Started(operation_id, record, snapshot=snapshot)
@@ -141,6 +145,11 @@ class Operations:
     async def _follow(
         self, operation_id: str, record: OperationRecord, snapshot: TaskSnapshot, wait: float
     ) -> TaskSnapshot:
+        """The task's state after waiting up to `wait` seconds for its end."""
+        if snapshot.terminal:
+            return snapshot
+        if not record.route.modern:
+            return await self._await_result(record, snapshot, wait)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
         while not snapshot.terminal:
@@ -162,6 +171,29 @@ class Operations:
             except TaskWireError:
                 break  # the 202 answers now; the status monitor says what became of it
         return snapshot
+
+    async def _await_result(
+        self, record: OperationRecord, snapshot: TaskSnapshot, wait: float
+    ) -> TaskSnapshot:
+        """2025-11-25: `tasks/result` blocks until the task ends, so waiting costs one request and
+        ends the moment the task does, with no poll interval lost. A request for input met on the way
+        is left unanswered (the task keeps waiting for it) and shown; the caller gets the 202."""
+        try:
+            raw = await task_wire.result(
+                self.bridge.http_client, record.route, record.task_id, within=wait, stop_at_input=True
+            )
+        except TaskWireError as error:
+            if error.kind == "input":
+                return replace(
+                    snapshot,
+                    status="input_required",
+                    input_requests={
+                        "asked": {"method": "elicitation/create", "params": {"message": str(error)}}
+                    },
+                )
+            return snapshot  # not ended in time, or unreadable now: the 202, and the monitor tells
+        failed = raw.get("isError") is True
+        return replace(snapshot, status="failed" if failed else "completed", result=raw)
 
     async def read(
         self, operation_id: str, *, caller: Caller, instance: str, may_call: MayCall = anyone
@@ -229,7 +261,7 @@ class Operations:
                 self.bridge.http_client, record.route, record.task_id, within=10.0
             )
         except TaskWireError as error:
-            if error.kind in ("unreachable", "unknown"):
+            if error.kind in ("unreachable", "unknown", "timeout"):
                 raise RegionUnreachable(
                     f"the region holding this operation ({record.endpoint}) cannot be reached to cancel it; "
                     "try again later",

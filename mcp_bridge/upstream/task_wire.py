@@ -17,11 +17,14 @@ and failure classification apply, see `wire.ShieldedTransport`), addressed by a 
 
 Every function raises `TaskWireError` with a `kind` the operations layer maps to the status
 monitor: `unreachable` (nothing reached the server: a region down), `lost` (the server no longer
-knows the task or its session), `rpc` (a JSON-RPC error), `unknown` (the answer was lost on the way).
+knows the task or its session), `rpc` (a JSON-RPC error), `unknown` (the answer was lost on the way),
+`timeout` (no answer within the time given), `input` (`tasks/result` with `stop_at_input`: the
+server asked for input; its message is the error's text).
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 from collections.abc import Awaitable, Callable
@@ -42,7 +45,7 @@ TERMINAL = frozenset({"completed", "failed", "cancelled"})
 _ids = itertools.count(1)
 _CLIENT_INFO = {"name": "scheduler-bridge", "version": "0.1.0"}
 
-Kind = Literal["unreachable", "lost", "rpc", "unknown"]
+Kind = Literal["unreachable", "lost", "rpc", "unknown", "timeout", "input"]
 
 
 class TaskWireError(Exception):
@@ -148,12 +151,16 @@ async def get(http: httpx2.AsyncClient, route: TaskRoute, task_id: str, *, withi
 
 
 async def result(
-    http: httpx2.AsyncClient, route: TaskRoute, task_id: str, *, within: float
+    http: httpx2.AsyncClient, route: TaskRoute, task_id: str, *, within: float, stop_at_input: bool = False
 ) -> dict[str, Any]:
-    """The task's `CallToolResult` (2025-11-25 `tasks/result`; call it only once the task is terminal)."""
+    """The task's `CallToolResult` (2025-11-25 `tasks/result`). It blocks until the task has ended,
+    so it is either asked once `tasks/get` says so, or used to wait (`within`) for the end. A request
+    for input on its stream is refused, or with `stop_at_input` left unanswered (the task keeps
+    waiting for it) and raised as `input` with the server's message."""
     return await request(
-        http, route, "tasks/result", {"taskId": task_id}, routing_name=task_id, within=within
-    )
+        http, route, "tasks/result", {"taskId": task_id}, routing_name=task_id, within=within,
+        stop_at_input=stop_at_input,
+    )  # fmt: skip
 
 
 async def cancel(
@@ -175,6 +182,7 @@ async def request(
     *,
     routing_name: str,
     within: float,
+    stop_at_input: bool = False,
 ) -> dict[str, Any]:
     """Send one JSON-RPC request on `route` and return its result, from a JSON or SSE answer."""
     request_id = f"bridge-task-{next(_ids)}"
@@ -194,9 +202,12 @@ async def request(
     token = current_trace.set(trace)
     try:
         try:
-            async with http.stream(
-                "POST", route.endpoint, content=body, headers=headers, timeout=within
-            ) as response:
+            async with (
+                asyncio.timeout(within),  # the whole answer, not only the gap between two reads
+                http.stream(
+                    "POST", route.endpoint, content=body, headers=headers, timeout=within
+                ) as response,
+            ):
                 status = response.status_code
                 if trace.session_lost:
                     raise TaskWireError("lost", "the server no longer knows the session that holds the task")
@@ -204,11 +215,11 @@ async def request(
                     raise _http_failure(trace, status)
                 kind = response.headers.get("content-type", "").lower()
                 if kind.startswith("text/event-stream"):
-                    message = await _from_events(http, route, response, request_id)
+                    message = await _from_events(http, route, response, request_id, stop_at_input)
                 else:
                     message = json.loads(await response.aread())
-        except httpx2.TimeoutException:
-            raise TaskWireError("unknown", f"{method} got no answer within {within:g} s") from None
+        except (httpx2.TimeoutException, TimeoutError):
+            raise TaskWireError("timeout", f"{method} got no answer within {within:g} s") from None
         except (httpx2.HTTPError, ValueError) as exc:
             raise _http_failure(trace, None) from exc
     finally:
@@ -236,7 +247,11 @@ def _http_failure(trace: WireTrace, status: int | None) -> TaskWireError:
 
 
 async def _from_events(
-    http: httpx2.AsyncClient, route: TaskRoute, response: httpx2.Response, request_id: str
+    http: httpx2.AsyncClient,
+    route: TaskRoute,
+    response: httpx2.Response,
+    request_id: str,
+    stop_at_input: bool,
 ) -> dict[str, Any]:
     """Read an SSE answer until the response to `request_id`. A request from the server on this
     stream (input for the task) is refused at once: the bridge has no user to ask."""
@@ -256,8 +271,17 @@ async def _from_events(
         if message.get("id") == request_id and ("result" in message or "error" in message):
             return message
         if "method" in message and "id" in message:
+            if stop_at_input:
+                raise TaskWireError("input", _asked(message))
             await _refuse(http, route, message)
     raise TaskWireError("unknown", "the server's event stream ended without an answer")
+
+
+def _asked(message: dict[str, Any]) -> str:
+    params = message.get("params") if isinstance(message.get("params"), dict) else {}
+    if message.get("method") == "sampling/createMessage":
+        return "the server asked the client for an LLM completion (sampling)"
+    return str(params.get("message") or f"the server asked for input ({message.get('method')})")[:1000]
 
 
 async def _refuse(http: httpx2.AsyncClient, route: TaskRoute, message: dict[str, Any]) -> None:
