@@ -393,3 +393,34 @@ async def test_each_upstream_has_its_own_roles(configure, functions, stack, room
     assert (await server_tools(functions, "rooms", headers=reader)).json["tools"] == []
     assert control(stack.east.url)["tool_calls"].get("scheduleConversation", 0) == 0
     assert control(rooms.east.url)["tool_calls"]["scheduleConversation"] == 1
+
+
+async def test_an_upstreams_operations_live_under_its_own_routes(configure, functions, stack, rooms):
+    await configure(**rooms_settings(rooms))
+    calendars = ["ana@contoso.example", "bo@contoso.example"]
+    slot = {"calendars": calendars, "scan_seconds": 30, "window_start": "2030-01-07T00:00:00Z",
+            "window_end": "2030-01-08T23:00:00Z"}  # fmt: skip
+    started = await server_call(
+        functions, "rooms", "findCommonSlot", slot, headers={"Prefer": "respond-async"}
+    )
+    assert started.status == 202, started.body
+    location = started.headers["Operation-Location"]
+    assert location.startswith("http://127.0.0.1:7071/api/servers/rooms/operations/op_"), location
+    operation_id = location.rsplit("/", 1)[1]
+
+    def route(name: str, server: str | None, suffix: str = "") -> dict:
+        params = {"operation_id": operation_id, **({"server": server} if server else {})}
+        prefix = f"/api/servers/{server}" if server else "/api"
+        return {"name": name, "path": f"{prefix}/operations/{operation_id}{suffix}", "route_params": params}
+
+    async def call(name: str, path: str, route_params: dict, method: str = "GET"):
+        return await functions(name, method=method, path=path, route_params=route_params)
+
+    running = await call(**route("server_get_operation", "rooms"))
+    assert running.status == 200 and running.json["status"] == "Running", running.body
+    # The Scheduler's routes (and any other server's) do not know it: the one 404.
+    assert (await call(**route("get_operation", None))).status == 404
+    assert (await call(**route("server_get_operation", "scheduler"))).status == 404
+    canceled = await call(**route("server_cancel_operation", "rooms", "/cancel"), method="POST")
+    assert canceled.status == 200 and canceled.json["status"] == "Canceled", canceled.body
+    assert control(stack.east.url)["mcp_requests"] == 0  # the Scheduler never heard of it
