@@ -17,7 +17,7 @@ import time
 
 TOOL = "getConversationStatus"
 DEFERRED = (
-    "mcp_bridge.config.settings",
+    "mcp_bridge.config.loader",
     "mcp_bridge.runtime",
     "mcp_bridge.calls.bridge",
     "azure.identity.aio",

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from devstack.processes import free_port, start_azurite
-from mcp_bridge.config.settings import reset_settings
+from mcp_bridge.config.loader import reset_settings
 from mcp_bridge.runtime import reset_bridge
 
 from .rig import Rig

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from mcp_bridge.config.settings import reset_settings
+from mcp_bridge.config.loader import reset_settings
 from mcp_bridge.runtime import reset_bridge
 
 from .callers import BridgeCaller, Identity

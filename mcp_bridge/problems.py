@@ -96,6 +96,14 @@ class ToolNotFound(Problem):
     title = "Unknown tool"
 
 
+class UnknownServer(Problem):
+    """`/api/servers/{server}/...` names no configured upstream; `servers` lists the known ones."""
+
+    status = 404
+    slug = "unknown-server"
+    title = "Unknown server"
+
+
 class PayloadTooLarge(Problem):
     status = 413
     slug = "payload-too-large"

@@ -29,7 +29,7 @@ from devstack.processes import (
     start_keyvault,
     start_scheduler,
 )
-from mcp_bridge.config.settings import reset_settings
+from mcp_bridge.config.loader import reset_settings
 from mcp_bridge.runtime import reset_bridge
 
 SIGNING_KEY = "test-signing-key-0123456789abcdef0123456789"

@@ -19,7 +19,7 @@ from devstack.easyauth import ROLE_CLAIM_TYPE, principal_headers
 from mcp_bridge.callers import principal as principals
 from mcp_bridge.callers.access import caller_of
 from mcp_bridge.callers.principal import MAX_PRINCIPAL_CHARS, read_caller
-from mcp_bridge.config.settings import parse_settings
+from mcp_bridge.config.loader import parse_settings
 from mcp_bridge.problems import InvalidPrincipal
 
 from .conftest import schedule_arguments, tool_calls

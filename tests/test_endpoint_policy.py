@@ -7,7 +7,7 @@ import logging
 import httpcore2
 import pytest
 
-from mcp_bridge.config.settings import SettingsError, parse_settings
+from mcp_bridge.config.loader import SettingsError, parse_settings
 from mcp_bridge.upstream.addresses import AddressRefused, GuardedNetworkBackend
 
 from .conftest import tool_calls

@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from devstack.processes import free_port
-from mcp_bridge.config.settings import load_settings
+from mcp_bridge.config.loader import load_settings
 from mcp_bridge.idempotency.blob import BlobStore
 from mcp_bridge.idempotency.keys import fingerprint, storage_name
 from mcp_bridge.idempotency.once import CLAIM_MARGIN_SECONDS

@@ -12,7 +12,7 @@ from devstack.processes import free_port, start_scheduler
 from mcp_bridge.azure_services import settings_loader
 from mcp_bridge.azure_services.keyvault import VaultReader
 from mcp_bridge.azure_services.scheduler_secrets import SchedulerSecrets, VaultValue
-from mcp_bridge.config.settings import load_settings
+from mcp_bridge.config.loader import load_settings
 from mcp_bridge.runtime import get_bridge
 
 from .conftest import API_KEY, CLIENT_ID, IDENTITY_HEADER, SIGNING_KEY, control, identity_requests

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from mcp_bridge.config.loader import SettingsError, load_settings, parse_settings, reset_settings
 from mcp_bridge.config.mcp_client_config import APP_ROOT, map_mcp_client_config
-from mcp_bridge.config.settings import SettingsError, load_settings, parse_settings, reset_settings
 from mcp_bridge.runtime import reset_bridge
 
 from .conftest import API_KEY, AUDIENCE, CLIENT_ID, control, schedule_arguments

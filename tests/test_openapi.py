@@ -117,7 +117,7 @@ async def test_live_bodies_match_the_documented_schemas(configure, functions, mo
         ("/health", "get", await functions("health", path="/api/health")),
     ]
     monkeypatch.setenv("SCHEDULER_TIMEOUT_SECONDS", "-1")
-    from mcp_bridge.config.settings import reset_settings
+    from mcp_bridge.config.loader import reset_settings
     from mcp_bridge.runtime import reset_bridge
 
     reset_settings()

@@ -75,7 +75,7 @@ async def test_misconfiguration_names_settings_but_not_their_values(
     monkeypatch.setenv("SCHEDULER_AUTH", "api_key")
     monkeypatch.setenv("SCHEDULER_API_KEY", "")
     monkeypatch.setenv("SCHEDULER_TOKEN_SCOPE", "https://management.azure.com/.default")
-    from mcp_bridge.config.settings import reset_settings
+    from mcp_bridge.config.loader import reset_settings
 
     reset_settings()
     reply = await functions("list_tools", path="/api/tools")

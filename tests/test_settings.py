@@ -2,7 +2,7 @@
 
 import pytest
 
-from mcp_bridge.config.settings import SettingsError, parse_settings
+from mcp_bridge.config.loader import SettingsError, parse_settings
 
 BASE = {"SCHEDULER_ENDPOINTS": "https://east.example/mcp, https://west.example/mcp", "SCHEDULER_AUTH": "none"}
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from mcp_bridge.config.settings import parse_settings
+from mcp_bridge.config.loader import parse_settings
 from mcp_bridge.failover import retry
 from mcp_bridge.failover.probe import probe_all
 from mcp_bridge.failover.snapshot import BlobSnapshotStore

@@ -194,7 +194,7 @@ async def test_deadline_is_504(configure, functions, stack):
 async def test_invalid_settings_answer_500_naming_the_setting(configure, functions, monkeypatch):
     await configure()
     monkeypatch.setenv("SCHEDULER_TIMEOUT_SECONDS", "-5")
-    from mcp_bridge.config.settings import reset_settings
+    from mcp_bridge.config.loader import reset_settings
 
     reset_settings()
     reply = await functions("list_tools", path="/api/tools")

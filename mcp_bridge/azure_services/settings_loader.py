@@ -3,7 +3,7 @@
 `load_settings()` is synchronous and cannot read a vault, so an app setting the platform left as
 `@Microsoft.KeyVault(...)` is resolved here, on first use, never at import: one task reads every
 pending reference (concurrent requests wait on the same task), the values are kept in memory only
-(`settings.use_resolved_references`), and settings are parsed again with them in place.
+(`config.loader.use_resolved_references`), and settings are parsed again with them in place.
 
 A reference that cannot be resolved fails the request naming the setting, never its value:
 `misconfigured` (500) when configuration decides it (no such secret, access denied, malformed),
@@ -20,13 +20,8 @@ from collections.abc import Callable
 from typing import Any
 
 from ..config.keyvault_settings import VaultAccess
-from ..config.settings import (
-    BridgeSettings,
-    SettingsError,
-    UnresolvedReferences,
-    load_settings,
-    use_resolved_references,
-)
+from ..config.loader import SettingsError, UnresolvedReferences, load_settings, use_resolved_references
+from ..config.settings import BridgeSettings
 from .keyvault import KeyVaultUnavailable, VaultFailure, VaultReader
 
 _LOGGER = logging.getLogger(__name__)

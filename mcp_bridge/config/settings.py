@@ -1,37 +1,25 @@
-"""The bridge's settings: parsed and validated once, named exactly as the app settings are.
+"""The bridge's settings: every app setting it reads, named exactly as the app settings are, and
+the rules each one must satisfy.
 
-A missing or invalid setting must never stop the Functions host from indexing the app, so nothing
-here runs at import time. `load_settings()` parses on first use and remembers either the settings
-or the `SettingsError` that every request then reports as a 500 problem naming the setting.
+This module says what a valid configuration is; `loader.py` says where it comes from (environment,
+MCP client configuration file, Key Vault references) and when it is read (on first use, never at
+import, so a bad setting cannot stop the Functions host from indexing the app).
 """
 
 from __future__ import annotations
 
-import logging
 import os
-from collections.abc import Mapping
 from functools import cached_property
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import (
-    BaseModel,
-    Field,
-    SecretStr,
-    ValidationError,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, PrivateAttr, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from . import endpoint_policy
-from .keyvault_reference import KeyVaultReference, substitute_references
-from .keyvault_settings import KeyVaultSettings, VaultAccess
-from .mcp_client_config import ConfigFileLayer, McpClientConfigError, layer_mcp_client_config
+from .keyvault_settings import KeyVaultSettings
 from .tool_roles import ToolRoles, parse_role_list, parse_tool_roles
-
-_LOGGER = logging.getLogger(__name__)
+from .upstreams import DEFAULT_UPSTREAM, name_problems, setting_name, upstream_names
 
 AuthMode = Literal["managed_identity", "api_key", "none"]
 
@@ -74,6 +62,7 @@ class EnvVar:
     KEYVAULT_URL_TEMPLATE = "KEYVAULT_URL_TEMPLATE"
     KEYVAULT_CA_FILE = "KEYVAULT_CA_FILE"
     MCP_CONFIG_FILE = "MCP_CONFIG_FILE"
+    MCP_UPSTREAMS = "MCP_UPSTREAMS"  # named upstreams beside the Scheduler (config/upstreams.py)
     # Telemetry (mcp_bridge.telemetry); the Functions worker and the Azure Monitor distro read them too
     APPINSIGHTS_CONNECTION_STRING = "APPLICATIONINSIGHTS_CONNECTION_STRING"
     WORKER_TELEMETRY = "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY"
@@ -97,6 +86,12 @@ class BridgeSettings(BaseSettings, KeyVaultSettings):
     The Key Vault settings are inherited from `KeyVaultSettings`."""
 
     model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+
+    # The upstreams' names (config/upstreams.py); each upstream gets a `BridgeSettings` of its own,
+    # its settings in the Scheduler's fields, and the loader fills these two in on every one.
+    mcp_upstreams: Annotated[tuple[str, ...], NoDecode] = (DEFAULT_UPSTREAM,)
+    _upstream_name: str = PrivateAttr(default=DEFAULT_UPSTREAM)
+    _upstreams: dict[str, BridgeSettings] = PrivateAttr(default_factory=dict)
 
     # Declared before the endpoints: their validator reads it.
     scheduler_allow_private_endpoints: bool = False
@@ -205,6 +200,16 @@ class BridgeSettings(BaseSettings, KeyVaultSettings):
             raise ValueError("an endpoint is listed twice")
         return value
 
+    @field_validator("mcp_upstreams", mode="before")
+    @classmethod
+    def _upstreams_from_csv(cls, value: object) -> object:
+        if isinstance(value, str):
+            problems = name_problems(value)
+            if problems:
+                raise ValueError("; ".join(problems))
+            return upstream_names(value)
+        return value
+
     @field_validator("scheduler_allowed_tools", mode="before")
     @classmethod
     def _allowed_from_csv(cls, value: object) -> object:
@@ -271,6 +276,20 @@ class BridgeSettings(BaseSettings, KeyVaultSettings):
             raise _setting_missing(EnvVar.KEY_CALLER_ROLES, why)
         return self
 
+    @property
+    def upstream_name(self) -> str:
+        """Which upstream these settings are for: `scheduler` (the default) or a name from MCP_UPSTREAMS."""
+        return self._upstream_name
+
+    @property
+    def upstreams(self) -> dict[str, BridgeSettings]:
+        """Every upstream's settings by name, the default first (`{"scheduler": self}` alone)."""
+        return self._upstreams or {self._upstream_name: self}
+
+    def setting_name(self, field: str) -> str:
+        """The app setting behind `field` for this upstream (`scheduler_auth` → `ROOMS_AUTH`)."""
+        return setting_name(self._upstream_name, field)
+
     @cached_property
     def primary_endpoint(self) -> str:
         return self.scheduler_endpoints[0]
@@ -305,135 +324,14 @@ class BridgeSettings(BaseSettings, KeyVaultSettings):
         return self.scheduler_allowed_tools is None or name in self.scheduler_allowed_tools
 
 
-class _MissingSetting(ValueError):
+class MissingSetting(ValueError):
+    """A validator's verdict that names the setting at fault, which may not be the field it runs on
+    (a model validator finds SCHEDULER_API_KEY missing); `loader` reports it under that name."""
+
     def __init__(self, setting: str, message: str) -> None:
         super().__init__(message)
         self.setting = setting
 
 
-def _setting_missing(setting: str, message: str) -> _MissingSetting:
-    return _MissingSetting(setting, message)
-
-
-class SettingsError(Exception):
-    """A setting is missing or invalid. The message names the setting and never echoes its value."""
-
-    def __init__(self, problems: list[tuple[str, str]]) -> None:
-        self.problems = problems
-        super().__init__("; ".join(f"{name}: {message}" for name, message in problems))
-
-
-class UnresolvedReferences(SettingsError):
-    """Settings hold Key Vault references not resolved yet. Never cached: resolving is async and
-    happens on first use (`azure_services.settings_loader.ensure_settings`); `pending` maps each
-    setting to its `(reference text, reference)`, `access` says how to reach the vaults."""
-
-    def __init__(
-        self,
-        pending: dict[str, tuple[str, KeyVaultReference]],
-        access: VaultAccess,
-        file_layer: ConfigFileLayer,
-    ) -> None:
-        message = "holds a Key Vault reference that is resolved on first use"
-        super().__init__([(name, message) for name in pending])
-        self.pending = pending
-        self.access = access
-        self.attribute = file_layer.attribute  # names a setting from MCP_CONFIG_FILE by its JSON path
-
-
-# Needed to reach a vault, so they cannot be references themselves.
-_VAULT_ACCESS_FIELDS = frozenset(VaultAccess.model_fields)
-
-
-def parse_settings(
-    environ: Mapping[str, str] | None = None, *, resolved: dict[str, tuple[str, str]] | None = None
-) -> BridgeSettings:
-    """Parse settings from `environ` (default: the process environment) layered over the MCP client
-    configuration file (`MCP_CONFIG_FILE`), with Key Vault references replaced from `resolved`
-    (setting name → `(reference text, value)`). Raises `SettingsError`, or `UnresolvedReferences`."""
-    try:
-        layered, file_layer = layer_mcp_client_config(os.environ if environ is None else environ)
-    except McpClientConfigError as exc:
-        raise SettingsError(exc.problems) from None
-    fields = BridgeSettings.model_fields
-    values = {name.lower(): value for name, value in layered.items() if name.lower() in fields}
-    substitution = substitute_references(values, resolved or {}, protected=_VAULT_ACCESS_FIELDS)
-    if substitution.problems:
-        raise SettingsError(file_layer.attribute(substitution.problems))
-    if substitution.pending:
-        access = _validated(VaultAccess, substitution.values, file_layer, {})
-        if not access.keyvault_enabled:
-            message = "holds a Key Vault reference, but USE_AZURE_SERVICES=false turns Key Vault off"
-            raise SettingsError(file_layer.attribute([(name, message) for name in substitution.pending]))
-        raise UnresolvedReferences(substitution.pending, access, file_layer)
-    return _validated(BridgeSettings, substitution.values, file_layer, substitution.substituted)
-
-
-_Model = TypeVar("_Model", bound=BaseModel)
-
-
-def _validated(
-    model: type[_Model], values: dict[str, str], file_layer: ConfigFileLayer, from_vault: dict[str, str]
-) -> _Model:
-    try:
-        return model.model_validate({name: values[name] for name in model.model_fields if name in values})
-    except ValidationError as exc:
-        problems = [(name, _redact(message, from_vault.get(name))) for name, message in _describe(exc)]
-        raise SettingsError(file_layer.attribute(problems)) from None
-
-
-def _redact(message: str, secret: str | None) -> str:
-    """A validator may quote the value; one that came from Key Vault must not reach a response."""
-    if secret:
-        for part in sorted({secret, *secret.split(",")}, key=len, reverse=True):
-            if len(part.strip()) >= 3:
-                message = message.replace(part.strip(), "<from Key Vault>")
-    return message
-
-
-def _describe(exc: ValidationError) -> list[tuple[str, str]]:
-    problems: list[tuple[str, str]] = []
-    for error in exc.errors(include_input=False, include_url=False):
-        ctx_error = (error.get("ctx") or {}).get("error")
-        if isinstance(ctx_error, _MissingSetting):
-            problems.append((ctx_error.setting, str(ctx_error)))
-            continue
-        loc = error.get("loc") or ()
-        name = str(loc[0]).upper() if loc else "settings"
-        message = error["msg"].removeprefix("Value error, ")
-        if error["type"] == "missing":
-            message = "required but not set"
-        problems.append((name, message))
-    return problems
-
-
-_cached: BridgeSettings | SettingsError | None = None
-_resolved: dict[str, tuple[str, str]] = {}
-
-
-def load_settings() -> BridgeSettings:
-    """The process-wide settings, parsed once. Raises the same `SettingsError` on every call."""
-    global _cached
-    if _cached is None:
-        try:
-            _cached = parse_settings(resolved=_resolved)
-        except UnresolvedReferences:
-            raise
-        except SettingsError as exc:
-            _LOGGER.error("Invalid configuration: %s", exc)
-            _cached = exc
-    if isinstance(_cached, SettingsError):
-        raise _cached
-    return _cached
-
-
-def use_resolved_references(resolved: dict[str, tuple[str, str]]) -> None:
-    """Key Vault references resolved by `settings_loader`; the next `load_settings()` uses them."""
-    global _cached, _resolved
-    _resolved, _cached = {**_resolved, **resolved}, None
-
-
-def reset_settings() -> None:
-    """Forget the parsed settings (tests, and hosts that change app settings in place)."""
-    global _cached, _resolved
-    _cached, _resolved = None, {}
+def _setting_missing(setting: str, message: str) -> MissingSetting:
+    return MissingSetting(setting, message)

@@ -40,7 +40,7 @@ bp = func.Blueprint()
 )
 async def health_probe(timer: func.TimerRequest) -> None:
     # Imported here, not at indexing time (see tools_api).
-    from ..config.settings import SettingsError
+    from ..config.loader import SettingsError
     from ..failover.probe import probe_all
     from ..runtime import get_bridge
 

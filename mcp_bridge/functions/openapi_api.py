@@ -46,7 +46,7 @@ def _hidden_from(caller: Caller | None, settings: BridgeSettings) -> frozenset[s
 
 async def _openapi(req: func.HttpRequest) -> func.HttpResponse:
     from ..callers.access import caller_of, may_call
-    from ..config.settings import load_settings
+    from ..config.loader import load_settings
     from ..runtime import get_bridge
     from ..tool_openapi.live import CACHE_CONTROL, live_document
     from .openapi import document

@@ -52,7 +52,7 @@ async def respond(
     req: func.HttpRequest, handler: Handler, *, needs_settings: bool = True
 ) -> func.HttpResponse:
     """Run `handler`, turning every failure into problem+json without internals or secrets."""
-    from ..config.settings import SettingsError
+    from ..config.loader import SettingsError
 
     redaction.install()
     instance = urlsplit(req.url).path  # never the query string: it may hold the function key
@@ -139,7 +139,7 @@ async def _call_tool(req: func.HttpRequest) -> func.HttpResponse:
     from ..callers import audit
     from ..callers.access import caller_of, require
     from ..calls.outcomes import dump_content
-    from ..config.settings import load_settings
+    from ..config.loader import load_settings
     from ..idempotency.keys import idempotency_key
     from ..runtime import get_bridge
 
@@ -213,7 +213,7 @@ def _problem_slug(response: func.HttpResponse) -> str:
 async def _list_tools(req: func.HttpRequest) -> func.HttpResponse:
     from .. import models
     from ..callers.access import caller_of, may_call
-    from ..config.settings import load_settings
+    from ..config.loader import load_settings
     from ..runtime import get_bridge
 
     settings = load_settings()
@@ -233,7 +233,7 @@ async def _status_of(req: func.HttpRequest, conversation_id: str | None) -> func
     from ..callers import audit
     from ..callers.access import caller_of, require
     from ..calls.outcomes import result_text
-    from ..config.settings import load_settings
+    from ..config.loader import load_settings
     from ..runtime import get_bridge
 
     settings = load_settings()

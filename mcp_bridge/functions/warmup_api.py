@@ -21,7 +21,7 @@ bp = func.Blueprint()
 @bp.function_name("warmup")
 @bp.warm_up_trigger(arg_name="warmup")
 async def warmup(warmup: WarmUpContext) -> None:
-    from ..config.settings import SettingsError
+    from ..config.loader import SettingsError
     from ..runtime import warm_up
 
     started = time.perf_counter()

@@ -24,12 +24,8 @@ from azure.core.pipeline.transport import HttpRequest as LegacyHttpRequest
 from azure.core.rest import HttpRequest
 from azure.identity.aio import ManagedIdentityCredential
 
-from mcp_bridge.azure_services.transport import (
-    Httpx2Transport,
-    Httpx2TransportResponse,
-    RestHttpx2TransportResponse,
-    azure_client_kwargs,
-)
+from mcp_bridge.azure_services.transport import Httpx2Transport, azure_client_kwargs
+from mcp_bridge.azure_services.transport_responses import Httpx2TransportResponse, RestHttpx2TransportResponse
 
 from .conftest import BLOB, GZIP_JSON, IDENTITY_SECRET, AzureApp, TlsFiles
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from mcp_bridge.config.settings import reset_settings
+from mcp_bridge.config.loader import reset_settings
 from mcp_bridge.runtime import get_bridge, reset_bridge
 
 from .install import installed

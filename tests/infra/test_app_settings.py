@@ -16,7 +16,8 @@ from typing import Any, get_args
 
 import pytest
 
-from mcp_bridge.config.settings import AuthMode, BridgeSettings, EnvVar, parse_settings
+from mcp_bridge.config.loader import parse_settings
+from mcp_bridge.config.settings import AuthMode, BridgeSettings, EnvVar
 
 from .templates import FUNCTION_APP, MAIN, allowed_values, app_settings, parse, resource_body
 
