@@ -72,6 +72,9 @@ class EnvVar:
     STRICT_ARGUMENTS = "SCHEDULER_STRICT_ARGUMENTS"
     IDEMPOTENCY_TTL_SECONDS = "IDEMPOTENCY_TTL_SECONDS"
     IDEMPOTENCY_CONTAINER = "IDEMPOTENCY_CONTAINER"
+    # HTTP streams (Server-Sent Events), read at indexing by mcp_bridge.functions.http_streams
+    HTTP_STREAMS = "HTTP_STREAMS"
+    INIT_INDEXING = "PYTHON_ENABLE_INIT_INDEXING"
 
 
 def _split_csv(value: object) -> object:

@@ -9,7 +9,8 @@ request to the worker's own HTTP server, and the worker hands every HTTP functio
 `http_v2.py` and the invocation path of `dispatcher.py`). A streaming route beside ordinary ones in
 the same app is not possible.
 
-So the bridge decides once, at indexing, from the `HTTP_STREAMS` app setting:
+So the bridge decides once, at indexing, from the `HTTP_STREAMS` app setting (and only with
+`PYTHON_ENABLE_INIT_INDEXING=1`, without which Azure would never deliver a request):
 
 - off: the extension is never imported and nothing here runs; `Accept: text/event-stream` is
   ignored and the ordinary answer goes out.
@@ -27,6 +28,7 @@ fails loudly if that ever changes).
 from __future__ import annotations
 
 import inspect
+import logging
 import os
 import typing
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -35,7 +37,9 @@ from typing import Any
 import azure.functions as func
 from azure.functions.decorators.constants import HTTP_TRIGGER
 
-SETTING = "HTTP_STREAMS"
+_LOGGER = logging.getLogger(__name__)
+
+SETTING = "HTTP_STREAMS"  # the EnvVar names, spelt here too: settings.py is not imported at indexing
 INIT_INDEXING_SETTING = "PYTHON_ENABLE_INIT_INDEXING"
 _TRUE = ("1", "true", "yes")
 _active = False
@@ -50,8 +54,22 @@ class StreamedAnswer(func.HttpResponse):
 
 
 def configured() -> bool:
-    """Whether the `HTTP_STREAMS` app setting asks for HTTP streams (read at indexing)."""
-    return os.environ.get(SETTING, "").strip().lower() in _TRUE
+    """Whether to turn HTTP streams on (read at indexing): `HTTP_STREAMS` and init indexing both on.
+
+    The worker tells the host where to proxy requests only with `PYTHON_ENABLE_INIT_INDEXING`;
+    importing the extension without it would leave every HTTP request waiting in Azure, so the
+    bridge then stays classic and says why.
+    """
+    if os.environ.get(SETTING, "").strip().lower() not in _TRUE:
+        return False
+    if os.environ.get(INIT_INDEXING_SETTING, "").strip().lower() not in _TRUE:
+        _LOGGER.warning(
+            "%s is on but %s is not 1: HTTP streams stay off (Azure needs both; docs/streaming.md)",
+            SETTING,
+            INIT_INDEXING_SETTING,
+        )
+        return False
+    return True
 
 
 def enabled() -> bool:
