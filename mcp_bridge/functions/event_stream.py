@@ -145,5 +145,46 @@ async def _with_keep_alive(events: AsyncIterator[Event]) -> AsyncIterator[bytes]
             pending.cancel()
 
 
+TERMINAL_STATUSES = frozenset({"Succeeded", "Failed", "Canceled"})
+MonitorRead = Callable[[], Awaitable[tuple[dict[str, Any], float]]]
+"""Reads an operation's status monitor once: its JSON body, and the seconds until the next read."""
+
+
+async def poll_monitor(
+    read: MonitorRead, first: tuple[dict[str, Any], float]
+) -> AsyncIterator[dict[str, Any]]:
+    """The status monitor, read again after each `Retry-After`, until its status is terminal.
+
+    `first` is the read made before the stream started (so a 404 stays an ordinary 404). Reads go
+    through the operations' own poller, which asks the server at most once per poll interval per
+    instance however many callers watch.
+    """
+    monitor, wait = first
+    while True:
+        yield monitor
+        if monitor.get("status") in TERMINAL_STATUSES:
+            return
+        await asyncio.sleep(wait)
+        monitor, wait = await read()
+
+
+async def monitor_events(snapshots: AsyncIterator[dict[str, Any]]) -> AsyncIterator[Event]:
+    """An operation's events: a `progress` event per changed status monitor (without its payload),
+    then `result` (the monitor's `result`) or `problem` (its `error`; the monitor itself if it has none)."""
+    last: dict[str, Any] | None = None
+    async for monitor in snapshots:
+        status = monitor.get("status")
+        if status in TERMINAL_STATUSES:
+            if status == "Succeeded" and "result" in monitor:
+                yield Event("result", monitor["result"])
+            else:
+                yield Event("problem", monitor.get("error") or monitor)
+            return
+        progress = {key: value for key, value in monitor.items() if key not in ("result", "error")}
+        if progress != last:
+            yield Event("progress", progress)
+            last = progress
+
+
 def _compact(data: Any) -> bytes:
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
