@@ -189,3 +189,31 @@ def test_server_everything_progress_streams_through_the_bridge(tmp_path):
     assert [data["progress"] for name, data, _ in events if name == "progress"] == sorted(
         data["progress"] for name, data, _ in events if name == "progress"
     )
+
+
+def _audited_slot_searches(host: ManagedProcess) -> int:
+    lines = host.log_path.read_text().splitlines()
+    records = [
+        json.loads(line.split("audit ", 1)[1]) for line in lines if "mcp_bridge.audit: audit {" in line
+    ]
+    return sum(r.get("tool") == "findCommonSlot" and r.get("status") == 200 for r in records)
+
+
+def test_a_caller_that_goes_away_does_not_cancel_the_call(hosts):
+    host = hosts["modern"]
+    before = _audited_slot_searches(host)
+    with httpx2.Client(base_url=host.url, timeout=30) as http:
+        with http.stream(
+            "POST",
+            "/api/tools/findCommonSlot",
+            params={"code": FUNCTION_KEY},
+            json={**SEARCH, "scan_seconds": 1.5},
+            headers=SSE,
+        ) as r:
+            first = next(line for line in r.iter_lines() if line.startswith("event: "))
+    assert first == "event: progress"  # then the caller hung up
+
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _audited_slot_searches(host) == before:
+        time.sleep(0.2)
+    assert _audited_slot_searches(host) == before + 1, "the call ran to its end and was audited"

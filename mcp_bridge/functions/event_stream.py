@@ -49,6 +49,7 @@ class Event:
 
 
 KEEP_ALIVE = b": keep-alive\n\n"
+_RUNNING: set[asyncio.Task[Any]] = set()
 
 
 class EventStreamResponse(http_streams.StreamedAnswer):
@@ -79,6 +80,8 @@ async def relay_call(run: Callable[[], Awaitable[func.HttpResponse]]) -> func.Ht
             return await run()
 
     call = asyncio.create_task(watched(), name="event-stream-call")
+    _RUNNING.add(call)  # held here: a caller that goes away must not leave the call to the collector
+    call.add_done_callback(_RUNNING.discard)
     first = asyncio.create_task(queue.get())
     done, _ = await asyncio.wait(
         {call, first}, timeout=FIRST_EVENT_GRACE_SECONDS, return_when="FIRST_COMPLETED"
