@@ -90,3 +90,15 @@ async def test_a_quiet_stream_sends_keep_alive_comments(monkeypatch):
     chunks = [chunk async for chunk in answer.chunks]  # type: ignore[attr-defined]
     assert chunks[:2] == [event_stream.KEEP_ALIVE, event_stream.KEEP_ALIVE]
     assert chunks[-1] == b"event: result\ndata: {}\n\n"
+
+
+def test_events_only_when_preferred_over_json():
+    prefers = event_stream.prefers_events
+    assert prefers("text/event-stream")
+    assert prefers("text/event-stream, */*;q=0.1")
+    assert prefers("application/json;q=0.5, text/event-stream")
+    assert not prefers("application/json, text/event-stream")  # what MCP clients send: a tie keeps JSON
+    assert not prefers("*/*")
+    assert not prefers("application/json")
+    assert not prefers("text/event-stream;q=0")
+    assert not prefers("text/event-stream;q=oops, application/json;q=0.1")

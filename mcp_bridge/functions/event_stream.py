@@ -9,6 +9,8 @@ role, an unknown tool) keeps its ordinary problem+json answer and status: nothin
 Events are `event: <name>` and one `data:` line of compact JSON. A comment line goes out every
 `KEEP_ALIVE_SECONDS` of silence, so proxies do not take a slow tool for a dead connection. A caller
 that goes away does not cancel the call (as on the ordinary path): it runs to its end and is audited.
+Events are sent only when the caller prefers them to JSON (`prefers_events`): MCP clients accept
+both and keep getting JSON.
 
 Streaming needs HTTP streams on (mcp_bridge.functions.http_streams); with them off, the header is
 ignored and the ordinary answer goes out.
@@ -66,7 +68,38 @@ def requested(req: func.HttpRequest) -> bool:
     if not http_streams.enabled():  # the usual case: one flag, nothing else on the ordinary path
         return False
     accept = req.headers.get("accept")
-    return accept is not None and MEDIA_TYPE in accept.lower()
+    return accept is not None and prefers_events(accept)
+
+
+def prefers_events(accept: str) -> bool:
+    """Whether `accept` ranks `text/event-stream` above JSON (RFC 9110 q-values; a tie keeps JSON).
+
+    `Accept: text/event-stream` streams; `application/json, text/event-stream` (what MCP clients
+    send) and `*/*` keep the ordinary answer.
+    """
+    lowered = accept.lower()
+    if MEDIA_TYPE not in lowered:  # the usual case, without parsing
+        return False
+    events = json_q = 0.0
+    events_rank = json_rank = -1
+    for part in lowered.split(","):
+        media, _, parameters = part.strip().partition(";")
+        quality = 1.0
+        for parameter in parameters.split(";"):
+            name, _, value = parameter.strip().partition("=")
+            if name == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        media = media.strip()
+        events_match = {"text/event-stream": 2, "text/*": 1, "*/*": 0}.get(media, -1)
+        json_match = {"application/json": 2, "application/*": 1, "*/*": 0}.get(media, -1)
+        if events_match > events_rank:
+            events, events_rank = quality, events_match
+        if json_match > json_rank:
+            json_q, json_rank = quality, json_match
+    return events > 0 and events > json_q
 
 
 async def relay_call(run: Callable[[], Awaitable[func.HttpResponse]]) -> func.HttpResponse:
