@@ -102,3 +102,16 @@ def test_events_only_when_preferred_over_json():
     assert not prefers("application/json")
     assert not prefers("text/event-stream;q=0")
     assert not prefers("text/event-stream;q=oops, application/json;q=0.1")
+
+
+async def test_a_read_that_fails_mid_stream_ends_it_with_that_problem():
+    from mcp_bridge.problems import Unavailable
+
+    async def then_unreachable() -> AsyncIterator[dict[str, Any]]:
+        yield {"id": "op", "status": "Running"}
+        raise Unavailable("the region holding the task is unreachable")
+
+    events = await _collect(monitor_events(then_unreachable(), instance="/api/operations/op"))
+    assert events[0] == ("progress", {"id": "op", "status": "Running"})
+    assert events[1][0] == "problem" and events[1][1]["status"] == 503
+    assert events[1][1]["instance"] == "/api/operations/op"

@@ -204,22 +204,33 @@ async def poll_monitor(
         monitor, wait = await read()
 
 
-async def monitor_events(snapshots: AsyncIterator[dict[str, Any]]) -> AsyncIterator[Event]:
+async def monitor_events(
+    snapshots: AsyncIterator[dict[str, Any]], *, instance: str | None = None
+) -> AsyncIterator[Event]:
     """An operation's events: a `progress` event per changed status monitor (without its payload),
-    then `result` (the monitor's `result`) or `problem` (its `error`; the monitor itself if it has none)."""
+    then `result` (the monitor's `result`) or `problem` (its `error`; the monitor itself if it has none).
+
+    A read that fails once the stream has started (the region holding the task unreachable, ...)
+    ends it with that `problem`; the caller reads the monitor again after its `Retry-After`.
+    """
+    from ..problems import Problem
+
     last: dict[str, Any] | None = None
-    async for monitor in snapshots:
-        status = monitor.get("status")
-        if status in TERMINAL_STATUSES:
-            if status == "Succeeded" and "result" in monitor:
-                yield Event("result", monitor["result"])
-            else:
-                yield Event("problem", monitor.get("error") or monitor)
-            return
-        progress = {key: value for key, value in monitor.items() if key not in ("result", "error")}
-        if progress != last:
-            yield Event("progress", progress)
-            last = progress
+    try:
+        async for monitor in snapshots:
+            status = monitor.get("status")
+            if status in TERMINAL_STATUSES:
+                if status == "Succeeded" and "result" in monitor:
+                    yield Event("result", monitor["result"])
+                else:
+                    yield Event("problem", monitor.get("error") or monitor)
+                return
+            progress = {key: value for key, value in monitor.items() if key not in ("result", "error")}
+            if progress != last:
+                yield Event("progress", progress)
+                last = progress
+    except Problem as problem:
+        yield Event("problem", problem.to_dict(instance))
 
 
 def _compact(data: Any) -> bytes:
