@@ -20,6 +20,7 @@ import argparse
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import get_args
 
 from mcp.server.caching import CacheHint
 from mcp.server.mcpserver import MCPServer
@@ -34,7 +35,7 @@ from devstack.scheduler_counters import SchedulerCounters
 from devstack.scheduler_era import LegacyEraMiddleware, ProtocolEra
 from devstack.scheduler_faults import FaultState, SchedulerFaultMiddleware
 from devstack.scheduler_observer import SchedulerObserverMiddleware
-from devstack.scheduler_session_answers import SessionAnswer, SessionAnswerMiddleware
+from devstack.scheduler_session_answers import SessionAnswer, SessionAnswerMiddleware, SessionAnswerStyle
 from devstack.scheduler_slots import register_slot_tool
 from devstack.scheduler_task_store import TaskStore
 from devstack.scheduler_tasks import SchedulerTasks
@@ -58,6 +59,8 @@ class SchedulerConfig:
     state_file: Path | None = None
     tools_ttl_ms: int = 60_000
     """The `ttlMs` cache hint on tools/list (2026-07-28 clients honour it)."""
+    session_answer: SessionAnswerStyle = "spec-404"
+    """How an unknown `Mcp-Session-Id` is answered from the start (a restart keeps its style)."""
     task_poll_interval_ms: int = 1_000
     """The `pollInterval`/`pollIntervalMs` this region suggests to clients polling its tasks."""
 
@@ -66,7 +69,7 @@ def build_app(config: SchedulerConfig) -> Starlette:
     """The ASGI app of one region. Its lifespan runs the MCP session manager, so serve it with lifespan on."""
     counters = SchedulerCounters(region=config.region)
     faults = FaultState()
-    session_answer = SessionAnswer()
+    session_answer = SessionAnswer(style=config.session_answer)
     store: ConversationStore = (
         SqliteConversationStore(config.state_file)
         if config.state_file is not None
@@ -129,6 +132,12 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--tls-dir", type=Path, default=None, help="serve HTTPS with the devstack CA's certificate from here"
     )
     parser.add_argument(
+        "--session-answer",
+        choices=get_args(SessionAnswerStyle),
+        default="spec-404",
+        help="how an unknown Mcp-Session-Id is answered (POST /_devstack/session-answer changes it)",
+    )
+    parser.add_argument(
         "--keep-alive", type=float, default=5, help="idle keep-alive seconds (a production front end: 120)"
     )
     return parser.parse_args(argv)
@@ -142,6 +151,7 @@ def main(argv: list[str] | None = None) -> None:
         era=args.era,
         state_file=args.state_file,
         tools_ttl_ms=args.tools_ttl_ms,
+        session_answer=args.session_answer,
         task_poll_interval_ms=args.task_poll_interval_ms,
         credentials=SchedulerCredentials(
             audience=args.audience,

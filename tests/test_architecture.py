@@ -47,7 +47,7 @@ PACKAGES_WITH_AN_API = frozenset({"mcp_bridge.telemetry", "mcp_bridge.host_loggi
 """Cross-cutting packages whose `__init__` re-exports their public names; a room's `__init__` only
 describes the room."""
 
-DEV_TOOLS = ("devstack", "bench")
+DEV_TOOLS = ("devstack", "bench", "reliability")
 
 Graph = Mapping[str, set[str]]
 

@@ -107,6 +107,7 @@ def test_the_project_part_is_what_funcignore_leaves_of_the_repository(built):
         "tests/",
         "devstack/",
         "bench/",
+        "reliability/",
         "infra/",
         "docs/",
         "tools/",
