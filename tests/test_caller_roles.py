@@ -18,7 +18,7 @@ from .conftest import schedule_arguments, tool_calls
 
 ROLES = "getConversationStatus:Scheduler.Read,listConversations:Scheduler.Read,*:Scheduler.Write"
 READ_TOOLS = {"getConversationStatus", "listConversations"}
-ALL_TOOLS = READ_TOOLS | {"scheduleConversation", "cancelConversation"}
+ALL_TOOLS = READ_TOOLS | {"scheduleConversation", "cancelConversation", "findCommonSlot"}
 
 
 def principal(name: str, *roles: str) -> dict[str, str]:
