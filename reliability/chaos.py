@@ -9,8 +9,9 @@ end received and passed on, every tool run each server logged, and the figures t
 
 - safe (read-only) calls failed while at least one region was healthy the whole time: 0. Healthy
   means up, and back for at least the time its probes need to vouch for it again (`HEALTHY_AFTER`
-  passing rounds, plus one round for the schedule's alignment: 15 s at 5 s); a call that fails
-  while the only region up has just come back is counted, not excused, in `safe_failed`;
+  passing rounds, plus one round for the schedule's alignment: 15 s at 5 s). Also reported, not
+  gated: all safe calls failed, and those failed while a region was up but maybe not yet readmitted
+  (`safe_failed_while_one_region_up`);
 - non-idempotent calls without a key that ran more than once: 0;
 - keyed calls (repeated by the caller with the same `Idempotency-Key`) that ran more than once: 0.
 """
@@ -119,6 +120,9 @@ def report(
     }
     failed = {kind: [c for c in calls if c.status != 200] for kind, calls in by_kind.items()}
     vouch = probe_interval_seconds(PROBE_SCHEDULE) * (HEALTHY_AFTER + 1)
+    safe_failed_with_one_running = [
+        call for call in failed["safe"] if not all(r.down_during(call.started, call.ended) for r in regions)
+    ]
     safe_failed_with_one_up = [
         call
         for call in failed["safe"]
@@ -139,6 +143,7 @@ def report(
         f"calls={len(load.calls)} "
         f"safe={len(by_kind['safe'])} unkeyed={len(by_kind['unkeyed'])} keyed={len(by_kind['keyed'])} "
         f"safe_failed={len(failed['safe'])} "
+        f"safe_failed_while_one_region_up={len(safe_failed_with_one_running)} "
         f"safe_failed_while_one_region_healthy={len(safe_failed_with_one_up)} "
         f"unkeyed_failed={_slugs(failed['unkeyed'])} keyed_failed={_slugs(failed['keyed'])} "
         f"keyed_retried={sum(1 for c in by_kind['keyed'] if c.tries > 1)} "
