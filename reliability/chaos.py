@@ -139,7 +139,7 @@ def report(
         for r in regions
     )
     line = (
-        f"CHAOS peer={peer.name} seed={seed} seconds={seconds:.0f} callers={callers} "
+        f"CHAOS peer={peer.name} random_state={seed} seconds={seconds:.0f} callers={callers} "
         f"calls={len(load.calls)} "
         f"safe={len(by_kind['safe'])} unkeyed={len(by_kind['unkeyed'])} keyed={len(by_kind['keyed'])} "
         f"safe_failed={len(failed['safe'])} "
@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--peer", default="mcp-1.30", choices=[p.name for p in PEERS if p.kind == "python"])
     parser.add_argument("--seconds", type=float, default=180.0)
     parser.add_argument("--callers", type=int, default=50)
-    parser.add_argument("--seed", type=int, default=20261206)
+    parser.add_argument("--random-state", type=int, default=20261206)
     args = parser.parse_args(argv)
     peer = next(p for p in PEERS if p.name == args.peer)
     if not installed(peer):
@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger().addHandler(handler)
     logging.getLogger().setLevel(logging.INFO)
     line, passed = asyncio.run(
-        chaos(peer, seconds=args.seconds, callers=args.callers, seed=args.seed, log_dir=log_dir)
+        chaos(peer, seconds=args.seconds, callers=args.callers, seed=args.random_state, log_dir=log_dir)
     )
     print(line, flush=True)
     return 0 if passed else 1

@@ -3,7 +3,7 @@ an oracle that is not the bridge's own code (Python's strict JSON reader, jsonsc
 tool's published schema, the documented id and key alphabets).
 
 A `BadRequest` is plain data (method, path, headers, body), so it can be written to and replayed
-from the seed corpus (tests/fuzz/corpus/bad_requests.jsonl). Kinds:
+from the replay corpus (tests/fuzz/corpus/bad_requests.jsonl). Kinds:
 
 - body: bytes no JSON-object reader may accept (not UTF-8, not JSON, not an object, NaN, too deep,
   over the size cap, trailing garbage, truncated);

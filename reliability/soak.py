@@ -302,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--warm-up", type=float, default=None, help="default: 120 s, or a third of a short run"
     )
-    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--random-state", type=int, default=defaults.seed)
     args = parser.parse_args(argv)
     plan = SoakPlan(
         seconds=args.seconds,
@@ -311,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
         restart_every=args.restart_every,
         token_lifetime_seconds=args.token_lifetime,
         warm_up_seconds=args.warm_up if args.warm_up is not None else min(120.0, args.seconds / 3),
-        seed=args.seed,
+        seed=args.random_state,
     )
     line, passed = asyncio.run(soak(plan))
     print(line, flush=True)
