@@ -36,7 +36,8 @@ from jsonschema import Draft202012Validator
 
 from devstack.processes import REPO_ROOT, free_port, start_host
 
-from .fuzz_inputs import BadRequest, Context, generate
+from .fuzz_inputs import generate
+from .fuzz_requests import BadRequest, Context
 from .meter import load_average
 from .soak_stack import SoakStack, start_soak_stack
 

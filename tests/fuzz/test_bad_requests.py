@@ -14,7 +14,7 @@ import sys
 
 from devstack.processes import REPO_ROOT
 from reliability.fuzz import CORPUS, Answer, Checker, read_corpus
-from reliability.fuzz_inputs import BadRequest
+from reliability.fuzz_requests import BadRequest
 
 from ..test_soak import fields
 
