@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ctypes
 import gc
 import logging
 import os
@@ -25,6 +26,7 @@ import sys
 import time
 import tracemalloc
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,7 +35,7 @@ from devstack.processes import SchedulerProcess
 
 from .meter import Meter, Sample
 from .soak_load import Callers, Functions, schedule_arguments
-from .soak_report import report, save_samples
+from .soak_report import report, save_object_growth, save_samples
 from .soak_stack import SoakStack, start_soak_stack
 
 _LOGGER = logging.getLogger("reliability.soak")
@@ -57,6 +59,10 @@ class SoakPlan:
     warm_up_seconds: float = 120.0
     idempotency_ttl_seconds: float = 120.0
     seed: int = 17
+    malloc_trim: bool = False
+    """Hand free heap memory back to the system (glibc `malloc_trim(0)`) before each quiet sample, so
+    the samples show memory in use rather than memory the allocator keeps (a diagnosis, not the
+    figure the pass rule reads)."""
     trace_memory: bool = False
     """Trace allocations from the warm-up's end (tracemalloc: slows every call) and write what is
     still held at the end, by allocating line, to memory-growth.txt in the log directory."""
@@ -87,6 +93,8 @@ class Soak:
         self.probes_idle.set()
         self.probe_rounds = 0
         self.callers: Callers | None = None
+        self.kinds_first: Counter[str] | None = None
+        self.kinds_last: Counter[str] | None = None
 
     async def run(self) -> Callers:
         ids = await self._book_conversations()
@@ -162,8 +170,13 @@ class Soak:
         await self.probes_idle.wait()
         await asyncio.sleep(0.2)  # let closed connections' callbacks run
         gc.collect()
-        sample = self.meter.sample()
+        if self.plan.malloc_trim:
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        sample, kinds = self.meter.quiet_sample()
         self.quiet.append(sample)
+        if sample.at >= self.plan.warm_up_seconds:
+            self.kinds_first = self.kinds_first or kinds
+            self.kinds_last = kinds
         if self.plan.trace_memory and sample.at >= self.plan.warm_up_seconds and not tracemalloc.is_tracing():
             tracemalloc.start(12)
         callers.resume()
@@ -208,6 +221,7 @@ async def soak(plan: SoakPlan, log_dir: Path | None = None) -> tuple[str, bool]:
         callers = await runner.run()
         line, passed = report(runner, callers, time.monotonic() - started, await get_bridge())
         save_samples(stack.log_dir / "soak-samples.json", runner)
+        save_object_growth(stack.log_dir / "object-growth.txt", runner.kinds_first, runner.kinds_last)
         if tracemalloc.is_tracing():
             write_memory_growth(stack.log_dir / "memory-growth.txt")
         await reset_bridge()
@@ -252,6 +266,7 @@ def main(argv: list[str] | None = None) -> int:
         "--warm-up", type=float, default=None, help="default: 120 s, or a third of a short run"
     )
     parser.add_argument("--random-state", type=int, default=defaults.seed)
+    parser.add_argument("--malloc-trim", action="store_true", help="malloc_trim(0) before quiet samples")
     parser.add_argument("--trace-memory", action="store_true", help="tracemalloc from the warm-up's end")
     args = parser.parse_args(argv)
     plan = SoakPlan(
@@ -263,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
         warm_up_seconds=args.warm_up if args.warm_up is not None else min(120.0, args.seconds / 3),
         seed=args.random_state,
         trace_memory=args.trace_memory,
+        malloc_trim=args.malloc_trim,
     )
     line, passed = asyncio.run(soak(plan))
     print(line, flush=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -57,7 +58,8 @@ def report(soak: Soak, callers: Callers, seconds: float, bridge: Any) -> tuple[s
         f"read={tally.calls['read']} listing={tally.calls['listing']} keyed={tally.calls['keyed']} "
         f"rss_mib_start={start.rss_mib:.1f} rss_mib_middle={middle.rss_mib:.1f} "
         f"rss_mib_end={end.rss_mib:.1f} "
-        f"rss_growth_pct={growth:.2f} fds={min(fds)}..{max(fds)} tasks={min(tasks)}..{max(tasks)} "
+        f"rss_growth_pct={growth:.2f} gc_objects={start.objects}..{end.objects} "
+        f"fds={min(fds)}..{max(fds)} tasks={min(tasks)}..{max(tasks)} "
         f"quiet_samples={len(settled)} restarts={soak.restarts.done} probe_rounds={soak.probe_rounds} "
         f"sessions_opened_bridge={sessions_bridge} sessions_created_server={sessions_server} "
         f"token_refreshes={refreshes} unauthorized_at_server={unauthorized} "
@@ -88,3 +90,12 @@ def save_samples(path: Path, runner: Soak) -> None:
     ]
     path.write_text(json.dumps({"samples": samples, "death_windows": windows}, indent=1))
     print(f"soak: samples in {path}", file=sys.stderr)
+
+
+def save_object_growth(path: Path, first: Counter[str] | None, last: Counter[str] | None) -> None:
+    """Object types whose count grew from the first quiet sample after the warm-up to the last."""
+    if first is None or last is None:
+        return
+    grown = sorted(((last[kind] - first[kind], kind) for kind in last), reverse=True)
+    lines = [f"{delta:+d} {kind} ({first[kind]} -> {last[kind]})" for delta, kind in grown[:40] if delta]
+    path.write_text("\n".join(lines or ["no type grew"]) + "\n")
