@@ -21,6 +21,7 @@ import azure.functions as func
 
 from .. import redaction
 from ..problems import BadRequest, Misconfigured, PayloadTooLarge, Problem
+from . import event_stream
 
 if TYPE_CHECKING:  # pydantic models are imported by the handlers, not at indexing time
     from .. import models
@@ -300,6 +301,8 @@ async def _conversation_status_query(req: func.HttpRequest) -> func.HttpResponse
 @bp.function_name("call_tool")
 @bp.route(route="tools/{tool_name}", methods=[func.HttpMethod.POST], auth_level=func.AuthLevel.FUNCTION)
 async def call_tool(req: func.HttpRequest) -> func.HttpResponse:
+    if event_stream.requested(req):  # Accept: text/event-stream, with HTTP streams on
+        return await event_stream.relay_call(lambda: respond(req, _call_tool))
     return await respond(req, _call_tool)
 
 

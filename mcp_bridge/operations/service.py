@@ -29,7 +29,7 @@ from ..problems import (
     TaskLost,
     UpstreamFailed,
 )
-from ..upstream import task_wire
+from ..upstream import task_progress, task_wire
 from ..upstream.task_wire import TaskSnapshot, TaskWireError
 from ..upstream.wire import keep_session
 from . import events, ids, monitor
@@ -90,7 +90,13 @@ class Operations:
             owner, operation_id, limit=settings.operations_max_per_caller, expires_at=expires_at
         )
         try:
-            started = await start_task(self.bridge, name, arguments, ttl_ms=int(retention * 1000))
+            started = await start_task(
+                self.bridge,
+                name,
+                arguments,
+                ttl_ms=int(retention * 1000),
+                progress_token=task_progress.token_for(ids.digest(operation_id)),
+            )
         except BaseException:
             await _quietly(self.store.release(owner, operation_id))
             raise
@@ -333,6 +339,7 @@ class Operations:
     ) -> OperationRecord:
         record = await self.store.finish(operation_id, ended, etag)
         self.poller.forget(ids.digest(operation_id))
+        task_progress.forget(task_progress.token_for(ids.digest(operation_id)))
         await _quietly(self.store.release(record.owner, operation_id))
         slug = str((record.error or {}).get("type", "")).rsplit(":", 1)[-1] or record.status.lower()
         events.record(
