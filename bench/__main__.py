@@ -33,6 +33,7 @@ from .rig import build_rig
 from .stack import start_stack
 from .streams import run_streams
 from .tasks import run_tasks
+from .upstreams import run_two_upstreams
 from .wan import run_wan
 
 
@@ -56,6 +57,8 @@ class Plan:
     wan_slots: int = 6  # sparse clients of each kind at once
     wan_sparse_calls: int = 3  # counted calls per sparse client, one per period
     wan_period: float = 10.0
+    upstream_pairs: int = 4
+    upstream_seconds: float = 1.5
 
     @classmethod
     def quick(cls) -> Plan:
@@ -72,6 +75,8 @@ class Plan:
             wan_dense_rounds=9,
             wan_slots=2,
             wan_sparse_calls=1,
+            upstream_pairs=1,
+            upstream_seconds=0.5,
         )
 
 
@@ -164,6 +169,8 @@ async def run(plan: Plan) -> Report:
         idempotency = await run_idempotency(rig, rounds=plan.idempotency_rounds)
         _progress("long-running operations", started)
         tasks = await run_tasks(rig, rounds=plan.task_rounds)
+        _progress("a second upstream configured", started)
+        upstreams = await run_two_upstreams(rig, pairs=plan.upstream_pairs, seconds=plan.upstream_seconds)
     finally:
         await reset_bridge()
         stack.stop()
@@ -181,6 +188,7 @@ async def run(plan: Plan) -> Report:
         tasks=tasks,
         elapsed_seconds=time.perf_counter() - started,
         streams=streams,
+        upstreams=upstreams,
     )
 
 
