@@ -51,6 +51,12 @@ param schedulerStrictArguments bool = true
 @description('How long an Idempotency-Key answer is kept, in seconds, at most 30 days (IDEMPOTENCY_TTL_SECONDS).')
 param idempotencyTtlSeconds string = '86400'
 
+@description('How long a long-running operation is kept, in seconds, 60 s to 30 days (OPERATIONS_RETENTION_SECONDS).')
+param operationsRetentionSeconds string = '86400'
+
+@description('Live long-running operations one caller may have (OPERATIONS_MAX_PER_CALLER).')
+param operationsMaxPerCaller string = '20'
+
 @description('NCRONTAB schedule (six fields, seconds first) of the health probe timer (HEALTH_PROBE_SCHEDULE).')
 param healthProbeSchedule string = '*/30 * * * * *'
 
@@ -200,6 +206,8 @@ module app 'core/functionapp.bicep' = {
     schedulerKeyCallerRoles: schedulerKeyCallerRoles
     schedulerStrictArguments: schedulerStrictArguments
     idempotencyTtlSeconds: idempotencyTtlSeconds
+    operationsRetentionSeconds: operationsRetentionSeconds
+    operationsMaxPerCaller: operationsMaxPerCaller
     healthProbeSchedule: healthProbeSchedule
     healthAuthLevel: healthAuthLevel
     alwaysReadyInstances: alwaysReadyInstances

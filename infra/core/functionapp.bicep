@@ -21,6 +21,8 @@ param schedulerToolRoles string
 param schedulerKeyCallerRoles string
 param schedulerStrictArguments bool
 param idempotencyTtlSeconds string
+param operationsRetentionSeconds string
+param operationsMaxPerCaller string
 param healthProbeSchedule string
 param healthAuthLevel string
 param alwaysReadyInstances int
@@ -128,6 +130,15 @@ var appSettings = [
   {
     name: 'IDEMPOTENCY_TTL_SECONDS'
     value: idempotencyTtlSeconds
+  }
+  // Long-running operations, kept in the same storage (docs/long-running.md)
+  {
+    name: 'OPERATIONS_RETENTION_SECONDS'
+    value: operationsRetentionSeconds
+  }
+  {
+    name: 'OPERATIONS_MAX_PER_CALLER'
+    value: operationsMaxPerCaller
   }
   // Key Vault: the API-key credentials for SCHEDULER_AUTH=api_key
   {

@@ -38,7 +38,7 @@ def _hidden_from(caller: Caller | None, settings: BridgeSettings) -> frozenset[s
         return frozenset()
     hidden: set[str] = set()
     if not may_call_any(caller, settings):
-        hidden.add("call_tool")
+        hidden.update(("call_tool", "get_operation", "cancel_operation"))  # operations come from calls
     if not may_call(caller, settings.scheduler_status_tool, settings):
         hidden.update(_STATUS_OPERATIONS)
     return frozenset(hidden)
