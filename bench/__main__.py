@@ -31,6 +31,7 @@ from .latency import run_latency
 from .report import Report
 from .rig import build_rig
 from .stack import start_stack
+from .streams import run_streams
 from .tasks import run_tasks
 from .wan import run_wan
 
@@ -139,6 +140,14 @@ async def run(plan: Plan) -> Report:
             seconds=plan.http_seconds,
             rounds=plan.http_rounds,
         )
+        _progress("over HTTP, HTTP streams on vs off", started)
+        streams = await asyncio.to_thread(
+            run_streams,
+            rig,
+            connections=plan.http_connections,
+            seconds=plan.http_seconds,
+            rounds=plan.http_rounds,
+        )
         _progress(f"WAN: TLS, {plan.wan_delay * 1000:.0f} ms each way, dense and sparse", started)
         wan = await run_wan(
             rig,
@@ -171,6 +180,7 @@ async def run(plan: Plan) -> Report:
         wan=wan,
         tasks=tasks,
         elapsed_seconds=time.perf_counter() - started,
+        streams=streams,
     )
 
 

@@ -12,6 +12,7 @@ from .http_load import HttpResult
 from .idempotency import StoreCost
 from .latency import LatencyResult
 from .stats import median
+from .streams import StreamsResult
 from .tasks import TasksResult
 from .tasks import table as tasks_table
 from .wan import WanResult
@@ -35,6 +36,7 @@ RESULT_KEYS = (
     "first_request_after_warmup_ms",
     "wan_sparse_over_dense",
     "wan_naive_over_bridge",
+    "http_streams_p50_over_classic",
 )
 
 
@@ -50,6 +52,7 @@ class Report:
     wan: WanResult
     tasks: TasksResult
     elapsed_seconds: float
+    streams: StreamsResult | None = None
 
     def result(self) -> dict[str, float | int]:
         modern = next(c for c in self.concurrency if c.era == "modern")
@@ -75,6 +78,7 @@ class Report:
             "first_request_after_warmup_ms": round(median(self.cold.after_warmup_ms), 1),
             "wan_sparse_over_dense": round(self.wan.sparse_over_dense, 3),
             "wan_naive_over_bridge": round(self.wan.naive_over_bridge, 2),
+            "http_streams_p50_over_classic": round(self.streams.p50_ratio, 3) if self.streams else -1,
         }
 
     def _wan_lines(self) -> list[str]:
@@ -198,6 +202,8 @@ class Report:
                 f"{level.p99_ms('raw'):.1f} / {level.p99_ms('host'):.1f} | "
                 f"{level.errors('raw')} / {level.errors('host')} |"
             )
+        if self.streams is not None:
+            out += ["", *[line for line in self.streams.lines() if not line.startswith("RESULT")]]
         cold = self.cold
         out += [
             "",

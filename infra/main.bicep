@@ -57,6 +57,9 @@ param operationsRetentionSeconds string = '86400'
 @description('Live long-running operations one caller may have (OPERATIONS_MAX_PER_CALLER).')
 param operationsMaxPerCaller string = '20'
 
+@description('HTTP streams: Accept: text/event-stream streams tool progress (docs/streaming.md). Sets HTTP_STREAMS and PYTHON_ENABLE_INIT_INDEXING.')
+param httpStreams bool = true
+
 @description('NCRONTAB schedule (six fields, seconds first) of the health probe timer (HEALTH_PROBE_SCHEDULE).')
 param healthProbeSchedule string = '*/30 * * * * *'
 
@@ -208,6 +211,7 @@ module app 'core/functionapp.bicep' = {
     idempotencyTtlSeconds: idempotencyTtlSeconds
     operationsRetentionSeconds: operationsRetentionSeconds
     operationsMaxPerCaller: operationsMaxPerCaller
+    httpStreams: httpStreams
     healthProbeSchedule: healthProbeSchedule
     healthAuthLevel: healthAuthLevel
     alwaysReadyInstances: alwaysReadyInstances

@@ -23,6 +23,7 @@ param schedulerStrictArguments bool
 param idempotencyTtlSeconds string
 param operationsRetentionSeconds string
 param operationsMaxPerCaller string
+param httpStreams bool
 param healthProbeSchedule string
 param healthAuthLevel string
 param alwaysReadyInstances int
@@ -139,6 +140,16 @@ var appSettings = [
   {
     name: 'OPERATIONS_MAX_PER_CALLER'
     value: operationsMaxPerCaller
+  }
+  // HTTP streams (docs/streaming.md): the worker serves FastAPI requests only with init indexing on,
+  // so the two go together (the bridge stays classic if HTTP_STREAMS comes without it).
+  {
+    name: 'HTTP_STREAMS'
+    value: httpStreams ? 'true' : 'false'
+  }
+  {
+    name: 'PYTHON_ENABLE_INIT_INDEXING'
+    value: httpStreams ? '1' : '0'
   }
   // Key Vault: the API-key credentials for SCHEDULER_AUTH=api_key
   {
