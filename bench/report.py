@@ -13,6 +13,8 @@ from .idempotency import StoreCost
 from .latency import LatencyResult
 from .stats import median
 from .streams import StreamsResult
+from .tasks import TasksResult
+from .tasks import table as tasks_table
 from .wan import WanResult
 
 RESULT_KEYS = (
@@ -28,6 +30,9 @@ RESULT_KEYS = (
     "p6_failed_safe_requests",
     "failover_ms",
     "idempotency_blob_extra_ms",
+    "task_sync_over_plain",
+    "task_sync_over_plain_modern",
+    "task_polls_per_interval",
     "first_request_after_warmup_ms",
     "wan_sparse_over_dense",
     "wan_naive_over_bridge",
@@ -45,6 +50,7 @@ class Report:
     failover: FailoverResult
     idempotency: list[StoreCost]
     wan: WanResult
+    tasks: TasksResult
     elapsed_seconds: float
     streams: StreamsResult | None = None
 
@@ -66,6 +72,9 @@ class Report:
             if math.isfinite(self.failover.failover_ms)
             else -1,
             "idempotency_blob_extra_ms": round(self.idempotency[-1].extra_ms, 2),
+            "task_sync_over_plain": round(self.tasks.sync_over_plain, 3),
+            "task_sync_over_plain_modern": round(self.tasks.ratio("modern"), 3),
+            "task_polls_per_interval": max(self.tasks.polls_per_wave),
             "first_request_after_warmup_ms": round(median(self.cold.after_warmup_ms), 1),
             "wan_sparse_over_dense": round(self.wan.sparse_over_dense, 3),
             "wan_naive_over_bridge": round(self.wan.naive_over_bridge, 2),
@@ -251,6 +260,7 @@ class Report:
             "",
         ]
         out += self._wan_lines()
+        out += ["", "### Long-running operations (findCommonSlot, medians)", "", *tasks_table(self.tasks), ""]
         result = self.result()
         out.append("RESULT " + " ".join(f"{key}={result[key]}" for key in RESULT_KEYS))
         return out
