@@ -112,6 +112,7 @@ class Operations:
         created = task.created_at or monitor.now_iso()
         record = OperationRecord(
             owner=owner,
+            upstream=settings.upstream_name,
             tool=name,
             endpoint=started.endpoint,
             protocol_version=started.route.protocol_version,
@@ -313,7 +314,12 @@ class Operations:
         if not ids.well_formed(operation_id):
             raise OperationNotFound(NOT_FOUND)
         found = await self.store.read(operation_id)
-        if found is None or found[0].owner != owner_of(caller) or not may_call(found[0].tool):
+        if (
+            found is None
+            or found[0].owner != owner_of(caller)
+            or found[0].upstream != self.settings.upstream_name  # another upstream's: its routes only
+            or not may_call(found[0].tool)
+        ):
             raise OperationNotFound(NOT_FOUND)
         return found
 
@@ -351,16 +357,16 @@ async def _quietly(step: Any) -> None:
         _LOGGER.info("Updating the per-caller operation index failed: %s", type(exc).__name__)
 
 
-_operations: Operations | None = None
+_operations: dict[str, Operations] = {}
 
 
 async def operations_for(bridge: SchedulerBridge, settings: BridgeSettings) -> Operations:
-    """The process's one `Operations`, rebuilt when the bridge or the store changes (tests)."""
-    global _operations
+    """The process's one `Operations` per upstream (`settings.upstream_name`), rebuilt when the
+    bridge or the store changes (tests)."""
     from ..idempotency.shared import store_for
 
     store = await store_for(settings)
-    current = _operations
+    current = _operations.get(settings.upstream_name)
     if current is None or current.bridge is not bridge or current.store.store is not store:
-        current = _operations = Operations(bridge, settings, OperationStore(store))
+        current = _operations[settings.upstream_name] = Operations(bridge, settings, OperationStore(store))
     return current
