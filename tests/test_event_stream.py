@@ -254,3 +254,18 @@ def test_an_unknown_operation_is_an_ordinary_404_even_when_events_are_asked_for(
 
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_a_named_upstreams_routes_stream_too(hosts):
+    with httpx2.Client(base_url=hosts["modern"].url, timeout=30) as http:
+        with http.stream(
+            "POST",
+            "/api/servers/scheduler/tools/findCommonSlot",
+            params={"code": FUNCTION_KEY},
+            json={**SEARCH, "scan_seconds": 1.0},
+            headers=SSE,
+        ) as r:
+            events = read_events(r)
+
+    names = [name for name, _, _ in events]
+    assert names == ["progress"] * 4 + ["result"], names

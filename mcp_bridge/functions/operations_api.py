@@ -39,14 +39,14 @@ async def _watch_operation(req: func.HttpRequest) -> func.HttpResponse:
     import json
 
     from ..callers.access import caller_of, may_call
-    from ..config.loader import load_settings
     from ..operations.service import operations_for
     from ..operations.watch import watch
     from ..runtime import get_bridge
+    from .tools_api import upstream_settings
 
-    settings = load_settings()
+    settings = upstream_settings(req)  # `/api/servers/{server}/operations/...`: that upstream's
     caller = caller_of(req.headers, settings)
-    operations = await operations_for(await get_bridge(), settings)
+    operations = await operations_for(await get_bridge(settings.upstream_name), settings)
     instance = urlsplit(req.url).path
     snapshots = watch(
         operations,
