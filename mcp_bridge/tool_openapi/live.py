@@ -106,7 +106,17 @@ def _same(new: tuple[Tool, ...], old: tuple[Tool, ...]) -> bool:
 
 
 live_document = LiveDocument()
-"""The process's one document cache, like the process's one bridge."""
+"""The process's one document cache, like the process's one bridge: its listing is the default
+upstream's, its rendered documents hold every upstream's tools."""
+
+_listings: dict[str, LiveDocument] = {}
+
+
+def listing_for(upstream: str, *, default: bool) -> LiveDocument:
+    """Whose `tools()` keeps `upstream`'s last listing: the default's is `live_document` itself."""
+    if default:
+        return live_document
+    return _listings.setdefault(upstream, LiveDocument())
 
 
 def as_callable(bridge: SchedulerBridge, tool: Tool) -> Tool:
