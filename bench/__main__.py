@@ -27,9 +27,11 @@ from .concurrency import run_concurrency
 from .failover import run_failover
 from .http_load import run_http
 from .idempotency import run_idempotency
+from .instance_concurrency import InstanceResult, run_instance_concurrency
 from .latency import run_latency
+from .peers import PeersResult, run_peers
 from .report import Report
-from .rig import build_rig
+from .rig import Rig, build_rig
 from .stack import start_stack
 from .wan import run_wan
 
@@ -53,6 +55,11 @@ class Plan:
     wan_slots: int = 6  # sparse clients of each kind at once
     wan_sparse_calls: int = 3  # counted calls per sparse client, one per period
     wan_period: float = 10.0
+    instance_delay: float = 0.010  # one way: a Scheduler near the instance, 20 ms round trip
+    instance_seconds: float = 3.0
+    peer_connections: tuple[int, ...] = (1, 16)
+    peer_seconds: float = 3.0
+    peer_rounds: int = 2
 
     @classmethod
     def quick(cls) -> Plan:
@@ -68,6 +75,9 @@ class Plan:
             wan_dense_rounds=9,
             wan_slots=2,
             wan_sparse_calls=1,
+            instance_seconds=1.0,
+            peer_seconds=1.0,
+            peer_rounds=1,
         )
 
 
@@ -100,6 +110,34 @@ def _log_like_the_worker(path: Path) -> QueueListener:
     logging.basicConfig(level=logging.INFO, handlers=[QueueHandler(records)], force=True)
     logging.getLogger("httpx2").setLevel(logging.WARNING)
     return listener
+
+
+async def _instance_and_peers(rig: Rig, plan: Plan, started: float) -> tuple[InstanceResult, PeersResult]:
+    _progress(f"one instance, concurrency 1-128, Scheduler {plan.instance_delay * 1000:.0f} ms away", started)
+    instance = await asyncio.to_thread(
+        run_instance_concurrency, rig, delay=plan.instance_delay, seconds=plan.instance_seconds
+    )
+    _progress("peers: the bridge and mcpo, interleaved", started)
+    peers = await asyncio.to_thread(
+        run_peers, rig, connections=plan.peer_connections, seconds=plan.peer_seconds, rounds=plan.peer_rounds
+    )
+    return instance, peers
+
+
+async def run_instance_only(plan: Plan) -> list[str]:
+    """`--only instance`: sections 8 and 9 alone, for re-measuring the knee (docs/deployment.md)."""
+    started = time.perf_counter()
+    stack = start_stack()
+    listener = _log_like_the_worker(stack.log_dir / "bench.log")
+    try:
+        rig = await build_rig(stack)
+        await reset_bridge()
+        instance, peers = await _instance_and_peers(rig, plan, started)
+    finally:
+        await reset_bridge()
+        stack.stop()
+        listener.stop()
+    return Report.instance_lines(instance, peers)
 
 
 async def run(plan: Plan) -> Report:
@@ -150,6 +188,8 @@ async def run(plan: Plan) -> Report:
         await asyncio.to_thread(stack.east.restart)  # the failover section killed it
         _progress("idempotency keys", started)
         idempotency = await run_idempotency(rig, rounds=plan.idempotency_rounds)
+        await reset_bridge()
+        instance, peers = await _instance_and_peers(rig, plan, started)
     finally:
         await reset_bridge()
         stack.stop()
@@ -164,6 +204,8 @@ async def run(plan: Plan) -> Report:
         failover=failover,
         idempotency=idempotency,
         wan=wan,
+        instance=instance,
+        peers=peers,
         elapsed_seconds=time.perf_counter() - started,
     )
 
@@ -171,8 +213,15 @@ async def run(plan: Plan) -> Report:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer samples: a smoke test, not a result")
+    parser.add_argument(
+        "--only", choices=["instance"], help="instance: only one instance's concurrency and the peers"
+    )
     args = parser.parse_args(argv)
-    report = asyncio.run(run(Plan.quick() if args.quick else Plan()))
+    plan = Plan.quick() if args.quick else Plan()
+    if args.only == "instance":
+        print("\n".join(asyncio.run(run_instance_only(plan))), flush=True)
+        return
+    report = asyncio.run(run(plan))
     print("\n".join(report.lines()), flush=True)
 
 
