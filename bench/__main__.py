@@ -55,7 +55,7 @@ class Plan:
     wan_slots: int = 6  # sparse clients of each kind at once
     wan_sparse_calls: int = 3  # counted calls per sparse client, one per period
     wan_period: float = 10.0
-    instance_delay: float = 0.010  # one way: a Scheduler near the instance, 20 ms round trip
+    instance_delay: float = 0.035  # one way, as section 6: a call waits ~70 ms on the network
     instance_seconds: float = 3.0
     peer_connections: tuple[int, ...] = (1, 16)
     peer_seconds: float = 3.0
