@@ -29,6 +29,8 @@ from .http_load import run_http
 from .idempotency import run_idempotency
 from .instance_concurrency import InstanceResult, run_instance_concurrency
 from .latency import run_latency
+from .layers import run_layers
+from .layers import table as layers_table
 from .peers import PeersResult, run_peers
 from .report import Report
 from .rig import Rig, build_rig
@@ -60,6 +62,8 @@ class Plan:
     peer_connections: tuple[int, ...] = (1, 16)
     peer_seconds: float = 3.0
     peer_rounds: int = 2
+    layers_blocks: int = 16
+    layers_calls: int = 40
 
     @classmethod
     def quick(cls) -> Plan:
@@ -78,6 +82,8 @@ class Plan:
             instance_seconds=1.0,
             peer_seconds=1.0,
             peer_rounds=1,
+            layers_blocks=4,
+            layers_calls=20,
         )
 
 
@@ -140,6 +146,21 @@ async def run_instance_only(plan: Plan) -> list[str]:
     return Report.instance_lines(instance, peers)
 
 
+async def run_layers_only(plan: Plan) -> list[str]:
+    """`--only layers`: section 10 alone, the per-layer CPU costs (docs/performance.md)."""
+    stack = start_stack()
+    listener = _log_like_the_worker(stack.log_dir / "bench.log")
+    try:
+        rig = await build_rig(stack)
+        layers = await run_layers(rig, blocks=plan.layers_blocks, calls=plan.layers_calls)
+    finally:
+        await reset_bridge()
+        stack.stop()
+        listener.stop()
+    load = os.getloadavg()[0]
+    return [*layers_table(layers), f"(load average {load:.1f} at the end)"]
+
+
 async def run(plan: Plan) -> Report:
     started = time.perf_counter()
     machine = _machine()
@@ -188,6 +209,8 @@ async def run(plan: Plan) -> Report:
         await asyncio.to_thread(stack.east.restart)  # the failover section killed it
         _progress("idempotency keys", started)
         idempotency = await run_idempotency(rig, rounds=plan.idempotency_rounds)
+        _progress("client CPU, layer by layer", started)
+        layers = await run_layers(rig, blocks=plan.layers_blocks, calls=plan.layers_calls)
         await reset_bridge()
         instance, peers = await _instance_and_peers(rig, plan, started)
     finally:
@@ -206,6 +229,7 @@ async def run(plan: Plan) -> Report:
         wan=wan,
         instance=instance,
         peers=peers,
+        layers=layers,
         elapsed_seconds=time.perf_counter() - started,
     )
 
@@ -214,12 +238,17 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer samples: a smoke test, not a result")
     parser.add_argument(
-        "--only", choices=["instance"], help="instance: only one instance's concurrency and the peers"
+        "--only",
+        choices=["instance", "layers"],
+        help="instance: one instance's concurrency and the peers; layers: the CPU cost of each layer",
     )
     args = parser.parse_args(argv)
     plan = Plan.quick() if args.quick else Plan()
     if args.only == "instance":
         print("\n".join(asyncio.run(run_instance_only(plan))), flush=True)
+        return
+    if args.only == "layers":
+        print("\n".join(asyncio.run(run_layers_only(plan))), flush=True)
         return
     report = asyncio.run(run(plan))
     print("\n".join(report.lines()), flush=True)

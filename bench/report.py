@@ -13,6 +13,8 @@ from .idempotency import StoreCost
 from .instance_concurrency import InstanceResult
 from .instance_concurrency import table as instance_table
 from .latency import LatencyResult
+from .layers import LayersResult
+from .layers import table as layers_table
 from .peers import NOT_RUN, PeersResult
 from .peers import table as peers_table
 from .stats import median
@@ -56,6 +58,7 @@ class Report:
     wan: WanResult
     instance: InstanceResult
     peers: PeersResult
+    layers: LayersResult
     elapsed_seconds: float
 
     def result(self) -> dict[str, float | int]:
@@ -290,6 +293,12 @@ class Report:
         ]
         out += self._wan_lines()
         out += self.instance_lines(self.instance, self.peers)[:-1]
+        out += [
+            "### 10. Client CPU, layer by layer (modern era, `getConversationStatus`)",
+            "",
+            *layers_table(self.layers),
+            "",
+        ]
         result = self.result()
         out.append("RESULT " + " ".join(f"{key}={result[key]}" for key in RESULT_KEYS))
         return out

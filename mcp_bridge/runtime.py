@@ -20,6 +20,7 @@ from . import redaction
 from .azure_services import settings_loader
 from .azure_services.http_client import USER_AGENT, azure_http_client
 from .azure_services.scheduler_secrets import SchedulerSecrets, load_scheduler_secrets
+from .callers import audit
 from .calls.bridge import SchedulerBridge
 from .config.settings import BridgeSettings
 from .telemetry import configure_telemetry
@@ -72,6 +73,7 @@ def _install(bridge: SchedulerBridge) -> None:
 async def reset_bridge() -> None:
     """Close and forget the shared bridge (tests; hosts that change settings in place)."""
     global _bridge, _creating, _credential
+    audit.flush()  # the lines of calls that ended in this loop turn
     bridge, _bridge, _creating = _bridge, None, None
     if bridge is not None:
         await bridge.aclose()
