@@ -8,6 +8,7 @@ import azure.functions as func
 
 from mcp_bridge.functions.health_api import bp as health_api
 from mcp_bridge.functions.openapi_api import bp as openapi_api
+from mcp_bridge.functions.operations_api import bp as operations_api
 from mcp_bridge.functions.tools_api import bp as tools_api
 from mcp_bridge.functions.warmup_api import bp as warmup_api
 
@@ -15,4 +16,5 @@ app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(tools_api)
 app.register_functions(health_api)
 app.register_functions(openapi_api)
+app.register_functions(operations_api)
 app.register_functions(warmup_api)

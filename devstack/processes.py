@@ -205,6 +205,13 @@ class SchedulerProcess(ManagedProcess):
     def ca_file(self) -> Path | None:
         return None if self.tls_dir is None else self.tls_dir / "ca.pem"
 
+    def set_session_answer(self, style: str) -> None:
+        """Start with this unknown-session answer style from the next (re)start on."""
+        if "--session-answer" in self.args:
+            self.args[self.args.index("--session-answer") + 1] = style
+        else:
+            self.args += ["--session-answer", style]
+
     def _ready_client(self) -> httpx2.Client:
         if self.ca_file is None:
             return super()._ready_client()
@@ -310,13 +317,15 @@ def start_scheduler(
     tools_ttl_ms: int | None = None,
     tls_dir: Path | None = None,
     keep_alive_seconds: float | None = None,
+    session_answer: str | None = None,
     wait: bool = True,
     ready_timeout: float = DEFAULT_READY_TIMEOUT_SECONDS,
 ) -> SchedulerProcess:
     """Start `python -m devstack.scheduler` for one region; ready when `GET /ping` answers.
 
     `tls_dir`: serve HTTPS (the CA lands there); `keep_alive_seconds`: uvicorn's idle keep-alive
-    (5 s unless given)."""
+    (5 s unless given); `session_answer`: how an unknown session id is answered from the start
+    (devstack.scheduler_session_answers; `set_session_answer` changes it for the next restart)."""
     args = [
         "--port", str(port),
         "--region", region,
@@ -334,6 +343,8 @@ def start_scheduler(
         args += ["--tls-dir", str(tls_dir)]
     if keep_alive_seconds is not None:
         args += ["--keep-alive", str(keep_alive_seconds)]
+    if session_answer is not None:
+        args += ["--session-answer", session_answer]
     process = SchedulerProcess(
         name=f"scheduler-{region}",
         module="devstack.scheduler",

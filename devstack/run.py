@@ -144,6 +144,29 @@ def curl_examples(plan: DevstackPlan) -> list[str]:
         "# health",
         f'curl -s -w "\\n" "{base}/health?code={code}"',
         *_caller_examples(plan, base, body),
+        *long_running_examples(base, code),
+    ]
+
+
+LONG_RUNNING_HEADING = "# a long-running tool as an Azure long-running operation"
+
+
+def long_running_examples(base: str, code: str) -> list[str]:
+    """Start findCommonSlot (a 20-second search) as an operation, then poll its status monitor.
+
+    `Prefer: respond-async` asks for `202 Accepted` at once; the status monitor it carries (also at
+    `Operation-Location`) has the operation's `id`, kept in `$op` for the poll.
+    """
+    body = '{"calendars":["alice@example.com","bob@example.com","carol@example.com"],"scan_seconds":20}'
+    id_from_monitor = 'import json,sys; print(json.load(sys.stdin)["id"])'
+    return [
+        LONG_RUNNING_HEADING,
+        "# start a 20-second search for a common free slot; the operation id is kept in $op",
+        f'op=$(curl -s -w "\\n" -X POST "{base}/tools/findCommonSlot?code={code}" '
+        f"-H 'Prefer: respond-async' -H 'content-type: application/json' -d {shlex.quote(body)} "
+        f"| tee /dev/stderr | python3 -c {shlex.quote(id_from_monitor)})",
+        "# poll it (again after Retry-After seconds) until its status is Succeeded, Failed or Canceled",
+        f'curl -s -w "\\n" "{base}/operations/$op?code={code}"',
     ]
 
 

@@ -10,7 +10,8 @@ Requests to `/mcp` pass, outermost first: the observer (counts, logs), the
 fault injector, authentication, the unknown-session answer style, the era shim
 (`--era legacy` only), then the SDK's Streamable HTTP transport. `/ping` and `/_devstack/*` are outside all
 of that. Regions given the same `--state-file` share their conversations,
-like real regions on one geo-replicated database.
+like real regions on one geo-replicated database; tasks (devstack.scheduler_tasks) stay in the
+memory of the region process that runs them.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import argparse
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import get_args
 
 from mcp.server.caching import CacheHint
 from mcp.server.mcpserver import MCPServer
@@ -33,7 +35,10 @@ from devstack.scheduler_counters import SchedulerCounters
 from devstack.scheduler_era import LegacyEraMiddleware, ProtocolEra
 from devstack.scheduler_faults import FaultState, SchedulerFaultMiddleware
 from devstack.scheduler_observer import SchedulerObserverMiddleware
-from devstack.scheduler_session_answers import SessionAnswer, SessionAnswerMiddleware
+from devstack.scheduler_session_answers import SessionAnswer, SessionAnswerMiddleware, SessionAnswerStyle
+from devstack.scheduler_slots import register_slot_tool
+from devstack.scheduler_task_store import TaskStore
+from devstack.scheduler_tasks import SchedulerTasks
 from devstack.scheduler_tools import register_scheduler_tools
 from devstack.serving import configure_logging, serve
 from devstack.tls import ensure_tls_files
@@ -54,19 +59,24 @@ class SchedulerConfig:
     state_file: Path | None = None
     tools_ttl_ms: int = 60_000
     """The `ttlMs` cache hint on tools/list (2026-07-28 clients honour it)."""
+    session_answer: SessionAnswerStyle = "spec-404"
+    """How an unknown `Mcp-Session-Id` is answered from the start (a restart keeps its style)."""
+    task_poll_interval_ms: int = 1_000
+    """The `pollInterval`/`pollIntervalMs` this region suggests to clients polling its tasks."""
 
 
 def build_app(config: SchedulerConfig) -> Starlette:
     """The ASGI app of one region. Its lifespan runs the MCP session manager, so serve it with lifespan on."""
     counters = SchedulerCounters(region=config.region)
     faults = FaultState()
-    session_answer = SessionAnswer()
+    session_answer = SessionAnswer(style=config.session_answer)
     store: ConversationStore = (
         SqliteConversationStore(config.state_file)
         if config.state_file is not None
         else InMemoryConversationStore()
     )
     bus = InMemorySubscriptionBus()
+    tasks = SchedulerTasks(TaskStore(poll_interval_ms=config.task_poll_interval_ms))
     server = MCPServer(
         subscriptions=bus,
         cache_hints={"tools/list": CacheHint(ttl_ms=config.tools_ttl_ms, scope="public")},
@@ -75,8 +85,11 @@ def build_app(config: SchedulerConfig) -> Starlette:
         description="Schedules conversations between participants.",
         version="1.0.0",
         instructions=f"Scheduler region {config.region}.",
+        extensions=[tasks],
     )
+    server.middleware.append(tasks.legacy_middleware)
     register_scheduler_tools(server, store=store, counters=counters, region=config.region)
+    register_slot_tool(server, counters=counters, region=config.region)
     routes = scheduler_control_routes(
         region=config.region, counters=counters, faults=faults, session_answer=session_answer
     )
@@ -114,8 +127,15 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--api-key", required=True)
     parser.add_argument("--state-file", type=Path, default=None)
     parser.add_argument("--tools-ttl-ms", type=int, default=60_000)
+    parser.add_argument("--task-poll-interval-ms", type=int, default=1_000)
     parser.add_argument(
         "--tls-dir", type=Path, default=None, help="serve HTTPS with the devstack CA's certificate from here"
+    )
+    parser.add_argument(
+        "--session-answer",
+        choices=get_args(SessionAnswerStyle),
+        default="spec-404",
+        help="how an unknown Mcp-Session-Id is answered (POST /_devstack/session-answer changes it)",
     )
     parser.add_argument(
         "--keep-alive", type=float, default=5, help="idle keep-alive seconds (a production front end: 120)"
@@ -131,6 +151,8 @@ def main(argv: list[str] | None = None) -> None:
         era=args.era,
         state_file=args.state_file,
         tools_ttl_ms=args.tools_ttl_ms,
+        session_answer=args.session_answer,
+        task_poll_interval_ms=args.task_poll_interval_ms,
         credentials=SchedulerCredentials(
             audience=args.audience,
             signing_key=args.signing_key,

@@ -18,6 +18,7 @@ SCHEDULER_TOOL_NAMES: tuple[str, ...] = (
     "getConversationStatus",
     "cancelConversation",
     "listConversations",
+    "findCommonSlot",
 )
 
 

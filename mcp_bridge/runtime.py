@@ -23,6 +23,8 @@ from .azure_services.scheduler_secrets import SchedulerSecrets, load_scheduler_s
 from .callers import audit
 from .calls.bridge import SchedulerBridge
 from .config.settings import BridgeSettings
+from .config.upstreams import DEFAULT_UPSTREAM
+from .problems import UnknownServer
 from .telemetry import configure_telemetry
 from .upstream.addresses import guard_connections
 from .upstream.auth import BearerTokenAuth, HeaderKeyAuth
@@ -32,30 +34,47 @@ from .upstream.wire import ShieldedTransport
 
 _LOGGER = logging.getLogger(__name__)
 
-_bridge: SchedulerBridge | None = None
-_creating: asyncio.Lock | None = None
+_bridge: SchedulerBridge | None = None  # the default upstream's: the hot path reads one global
+_bridges: dict[str, SchedulerBridge] = {}
+_creating: dict[str, asyncio.Lock] = {}
 _credential: tuple[Any, bool] | None = None
 
 
-async def get_bridge() -> SchedulerBridge:
-    """The shared bridge, built on first use. Raises `SettingsError` for bad settings, and
-    `KeyVaultUnavailable` while Key Vault cannot supply what the settings point at."""
-    global _creating
-    if _bridge is not None:
-        return _bridge
+async def get_bridge(upstream: str | None = None) -> SchedulerBridge:
+    """The bridge to `upstream` (default: the Scheduler), built on first use: one per upstream, each
+    with its own session, pool, retry budget, health board and token provider, so one upstream's
+    trouble never queues another's calls. Raises `UnknownServer` for a name not in MCP_UPSTREAMS,
+    `SettingsError` for bad settings, and `KeyVaultUnavailable` while Key Vault cannot supply what
+    the settings point at."""
+    if upstream is None:
+        if _bridge is not None:
+            return _bridge
+        upstream = DEFAULT_UPSTREAM
+    else:
+        bridge = _bridges.get(upstream)
+        if bridge is not None:
+            return bridge
     redaction.install()
     settings = await ensure_settings()
+    own = settings.upstreams.get(upstream)
+    if own is None:
+        known = list(settings.upstreams)
+        raise UnknownServer(f"no server is named {upstream!r}; known: {', '.join(known)}", servers=known)
     connection_string = settings.applicationinsights_connection_string
     # Once per process; a no-op after the first call.
     configure_telemetry(connection_string=connection_string.get_secret_value() if connection_string else None)
-    if _creating is None:
-        _creating = asyncio.Lock()
-    async with _creating:
-        if _bridge is None:
-            secrets = await load_scheduler_secrets(settings, lambda: shared_credential(settings)[0])
-            _install(build_bridge(settings, secrets=secrets, credential_source=shared_credential))
-    assert _bridge is not None
-    return _bridge
+    lock = _creating.setdefault(upstream, asyncio.Lock())
+    async with lock:
+        if upstream not in _bridges:
+            secrets = await load_scheduler_secrets(own, lambda: shared_credential(own)[0])
+            _install(build_bridge(own, secrets=secrets, credential_source=shared_credential))
+    return _bridges[upstream]
+
+
+async def all_bridges() -> dict[str, SchedulerBridge]:
+    """Every configured upstream's bridge, default first, each built on first use."""
+    settings = await ensure_settings()
+    return {name: await get_bridge(name) for name in settings.upstreams}
 
 
 async def ensure_settings() -> BridgeSettings:
@@ -67,15 +86,21 @@ async def ensure_settings() -> BridgeSettings:
 
 def _install(bridge: SchedulerBridge) -> None:
     global _bridge
-    _bridge = bridge
+    name = bridge.settings.upstream_name
+    _bridges[name] = bridge
+    if name == DEFAULT_UPSTREAM:
+        _bridge = bridge
 
 
 async def reset_bridge() -> None:
-    """Close and forget the shared bridge (tests; hosts that change settings in place)."""
-    global _bridge, _creating, _credential
+    """Close and forget every upstream's bridge (tests; hosts that change settings in place)."""
+    global _bridge, _credential
     audit.flush()  # the lines of calls that ended in this loop turn
-    bridge, _bridge, _creating = _bridge, None, None
-    if bridge is not None:
+    bridges = list(_bridges.values())
+    _bridge = None
+    _bridges.clear()
+    _creating.clear()
+    for bridge in bridges:
         await bridge.aclose()
     credential, _credential = _credential, None
     if credential is not None:
@@ -203,7 +228,8 @@ def build_bridge(
             on_unauthorized=None if secrets is None else secrets.refresh_after_unauthorized,
         )
     _LOGGER.info(
-        "Scheduler bridge: %d endpoint(s), auth=%s",
+        "Upstream %s: %d endpoint(s), auth=%s",
+        settings.upstream_name,
         len(settings.scheduler_endpoints),
         settings.scheduler_auth,
     )

@@ -19,6 +19,7 @@ PACKAGE = "mcp_bridge"
 
 ROOMS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("functions", ("mcp_bridge.functions",)),
+    ("operations", ("mcp_bridge.operations",)),
     ("idempotency", ("mcp_bridge.idempotency",)),
     ("tool_openapi", ("mcp_bridge.tool_openapi",)),
     ("runtime", ("mcp_bridge.runtime",)),
@@ -47,7 +48,7 @@ PACKAGES_WITH_AN_API = frozenset({"mcp_bridge.telemetry", "mcp_bridge.host_loggi
 """Cross-cutting packages whose `__init__` re-exports their public names; a room's `__init__` only
 describes the room."""
 
-DEV_TOOLS = ("devstack", "bench")
+DEV_TOOLS = ("devstack", "bench", "reliability")
 
 Graph = Mapping[str, set[str]]
 

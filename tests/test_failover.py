@@ -168,6 +168,74 @@ async def test_passive_ejection_after_five_live_failures(configure, functions, s
     assert east["ejected_until"] is not None and east["times_ejected"] == 1
 
 
+async def test_a_restored_primary_is_readmitted_by_passing_probes_before_its_ejection_ends(
+    configure, functions, stack
+):
+    await configure()
+    bridge = await get_bridge()
+    await probe_all(bridge)  # a passing streak that began before the outage must not count
+    stack.east.kill()
+    for _ in range(EJECT_AFTER + 3):  # no probe runs: only live calls see the outage
+        reply = await functions.call_tool("listConversations", {})
+        assert reply.status == 200 and reply.json["endpoint"] == stack.west.mcp_url
+    east = bridge.health.endpoints[stack.east.mcp_url]
+    assert east.state(time.time()) == "ejected" and east.passive.times_ejected == 1
+    stack.east.restart()
+    await probe_all(bridge)
+    assert east.state(time.time()) == "ejected", "one passing probe is not enough"
+    assert bridge.health.active_endpoint() == stack.west.mcp_url
+    await probe_all(bridge)
+    health = (await functions("health", path="/api/health")).json
+    shown = next(e for e in health["endpoints"] if e["url"] == stack.east.mcp_url)
+    assert shown["state"] == "healthy" and shown["usable"] is True, shown
+    assert shown["ejected_until"] is None and shown["times_ejected"] == 1
+    assert health["active_endpoint"] == stack.east.mcp_url
+    before = tool_calls(stack.east, "listConversations")
+    for _ in range(5):
+        reply = await functions.call_tool("listConversations", {})
+        assert reply.json["endpoint"] == stack.east.mcp_url
+    assert tool_calls(stack.east, "listConversations") == before + 5
+
+
+def test_passing_probes_from_another_instance_lift_this_instances_ejection():
+    now = [1000.0]
+    probing = HealthBoard(["east", "west"], clock=lambda: now[0])
+    serving = HealthBoard(["east", "west"], clock=lambda: now[0])
+    for _ in range(EJECT_AFTER):
+        serving.record_call("east", ok=False)
+    assert serving.active_endpoint() == "west"
+    for _ in range(2):
+        now[0] += 10
+        probing.record_probe("east", ok=True, latency_ms=1, error=None)
+        probing.record_probe("west", ok=True, latency_ms=1, error=None)
+        serving.adopt(probing.snapshot(), source="blob", age_seconds=0)
+    assert now[0] < serving.endpoints["east"].passive.ejected_at + 27, "still inside the ejection window"
+    assert serving.active_endpoint() == "east"
+    assert serving.endpoints["east"].state(now[0]) == "healthy"
+
+
+def test_a_failing_probe_between_passes_restarts_the_count():
+    now = [1000.0]
+    board = HealthBoard(["east", "west"], clock=lambda: now[0])
+    for _ in range(EJECT_AFTER):
+        board.record_call("east", ok=False)
+    for ok in (True, False, True):
+        now[0] += 5
+        board.record_probe("east", ok=ok, latency_ms=1, error=None)
+    assert board.endpoints["east"].state(now[0]) == "ejected"
+    now[0] += 5
+    board.record_probe("east", ok=True, latency_ms=1, error=None)
+    assert board.active_endpoint() == "east"
+
+
+def test_a_snapshot_with_fields_this_version_does_not_know_is_still_adopted():
+    board = HealthBoard(["east"])
+    snapshot = HealthBoard(["east"]).snapshot()
+    snapshot["endpoints"]["east"]["from_a_newer_version"] = 1
+    board.adopt(snapshot, source="blob", age_seconds=0)
+    assert board.snapshot_source == "blob"
+
+
 def test_flapping_changes_the_active_endpoint_at_most_once_per_ejection_window():
     now = [1000.0]
     board = HealthBoard(["east", "west"], clock=lambda: now[0])

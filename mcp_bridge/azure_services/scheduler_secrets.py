@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..config.loader import SettingsError
-from ..config.settings import BridgeSettings, EnvVar
+from ..config.settings import BridgeSettings
 from .keyvault import KeyVaultUnavailable, VaultFailure, VaultReader
 
 _LOGGER = logging.getLogger(__name__)
@@ -55,10 +55,12 @@ class SchedulerSecrets:
         *,
         client_id: str | VaultValue,
         api_key: str | VaultValue,
+        upstream: str = "scheduler",
         reread_interval: float = REREAD_INTERVAL_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._reader = reader
+        self.upstream = upstream
         self._vault_url = vault_url
         self._sources = {"client_id": client_id, "api_key": api_key}
         self._values = {field: source for field, source in self._sources.items() if isinstance(source, str)}
@@ -80,7 +82,7 @@ class SchedulerSecrets:
             message = f"the secret it names could not be read from KEYVAULT_URI: {failed.failure.detail}"
             if failed.failure.transient:
                 raise KeyVaultUnavailable(
-                    "Key Vault did not answer for the Scheduler's credentials",
+                    f"Key Vault did not answer for the {self.upstream} upstream's credentials",
                     settings=[{"name": failed.source.name_setting, "problem": message}],
                 ) from None
             raise SettingsError([(failed.source.name_setting, message)]) from None
@@ -162,15 +164,17 @@ async def load_scheduler_secrets(
     if vault_url is None:
         return None
     if settings.scheduler_auth != "api_key":
-        _LOGGER.info("KEYVAULT_URI is set, but SCHEDULER_AUTH=%s needs no API key", settings.scheduler_auth)
+        auth = settings.setting_name("scheduler_auth")
+        _LOGGER.info("KEYVAULT_URI is set, but %s=%s needs no API key", auth, settings.scheduler_auth)
         return None
+    # Named for the upstream they belong to: ROOMS_KEYVAULT_API_KEY_SECRET, not the Scheduler's.
     client_id: str | VaultValue = settings.scheduler_client_id or VaultValue(
-        settings.keyvault_client_id_secret, EnvVar.KEYVAULT_CLIENT_ID_SECRET
+        settings.keyvault_client_id_secret, settings.setting_name("keyvault_client_id_secret")
     )
     api_key: str | VaultValue = (
         settings.scheduler_api_key.get_secret_value()
         if settings.scheduler_api_key is not None and settings.scheduler_api_key.get_secret_value()
-        else VaultValue(settings.keyvault_api_key_secret, EnvVar.KEYVAULT_API_KEY_SECRET)
+        else VaultValue(settings.keyvault_api_key_secret, settings.setting_name("keyvault_api_key_secret"))
     )
     if isinstance(client_id, str) and isinstance(api_key, str):
         _LOGGER.info("KEYVAULT_URI is set, but both Scheduler credentials are app settings; not reading it")
@@ -180,6 +184,7 @@ async def load_scheduler_secrets(
         vault_url,
         client_id=client_id,
         api_key=api_key,
+        upstream=settings.upstream_name,
     )
     try:
         await holder.load()

@@ -19,7 +19,7 @@ from mcp import Client, MCPError
 
 from ..arguments.strict import invalid_arguments, unknown_arguments
 from ..problems import ToolNotFound, Unavailable, UpstreamFailed
-from ..upstream.catalog import ToolCatalog
+from ..upstream.catalog import CatalogTool, ToolCatalog
 from ..upstream.session import ConnectFailed, UpstreamSession
 from ..upstream.tokens import TokenProvider
 from ..upstream.wire import WireTrace, current_trace
@@ -63,17 +63,7 @@ class AttemptRunner:
         """Call `name` on `attempt`'s endpoint: catalog and schema check, `tools/call`, and one resend
         on a fresh session when the server forgot ours."""
         session = attempt.session
-        catalog = await self.catalog(attempt)
-        tool = catalog.tools.get(name)
-        if tool is None:
-            catalog = await self.catalog(attempt, missing=name)
-            tool = catalog.tools.get(name)
-        if tool is None:
-            raise ToolNotFound(f"the Scheduler has no tool named {name!r}", tool=name)
-        violations = tool.violations(arguments)
-        unknown = unknown_arguments(tool.tool.input_schema, arguments) if self._strict_arguments else []
-        if violations or unknown:
-            raise invalid_arguments(name, unknown=unknown, violations=violations)
+        tool = await self.checked_tool(attempt, name, arguments)
         client = await self.client(attempt)
         limit = attempt.limit(splittable=tool.idempotent)
         result, trace = await _traced(client.call_tool(name, arguments), limit, idempotent=tool.idempotent)
@@ -96,6 +86,21 @@ class AttemptRunner:
             if isinstance(result, types.CallToolResult):
                 return result
         raise self._outcomes.call_failure(result, trace, session.url, tool)
+
+    async def checked_tool(self, attempt: Attempt, name: str, arguments: dict[str, Any]) -> CatalogTool:
+        """The listed tool `name`, once `arguments` pass its schema (and strict names); else a problem."""
+        catalog = await self.catalog(attempt)
+        tool = catalog.tools.get(name)
+        if tool is None:
+            catalog = await self.catalog(attempt, missing=name)
+            tool = catalog.tools.get(name)
+        if tool is None:
+            raise ToolNotFound(f"the Scheduler has no tool named {name!r}", tool=name)
+        violations = tool.violations(arguments)
+        unknown = unknown_arguments(tool.tool.input_schema, arguments) if self._strict_arguments else []
+        if violations or unknown:
+            raise invalid_arguments(name, unknown=unknown, violations=violations)
+        return tool
 
     async def client(self, attempt: Attempt) -> Client:
         """The endpoint's connected client, a token in hand first; opening a session runs no tool."""

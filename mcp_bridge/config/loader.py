@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -20,6 +20,14 @@ from .keyvault_reference import KeyVaultReference, substitute_references
 from .keyvault_settings import VaultAccess
 from .mcp_client_config import ConfigFileLayer, McpClientConfigError, layer_mcp_client_config
 from .settings import BridgeSettings, MissingSetting
+from .upstreams import (
+    DEFAULT_UPSTREAM,
+    UPSTREAMS_SETTING,
+    per_upstream_setting_names,
+    rename_for,
+    upstream_names,
+    upstream_values,
+)
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -64,8 +72,9 @@ def parse_settings(
         layered, file_layer = layer_mcp_client_config(os.environ if environ is None else environ)
     except McpClientConfigError as exc:
         raise SettingsError(exc.problems) from None
-    fields = BridgeSettings.model_fields
-    values = {name.lower(): value for name, value in layered.items() if name.lower() in fields}
+    names = upstream_names(layered.get(UPSTREAMS_SETTING))
+    wanted = set(BridgeSettings.model_fields) | per_upstream_setting_names(names)
+    values = {name.lower(): value for name, value in layered.items() if name.lower() in wanted}
     substitution = substitute_references(values, resolved or {}, protected=_VAULT_ACCESS_FIELDS)
     if substitution.problems:
         raise SettingsError(file_layer.attribute(substitution.problems))
@@ -75,19 +84,52 @@ def parse_settings(
             message = "holds a Key Vault reference, but USE_AZURE_SERVICES=false turns Key Vault off"
             raise SettingsError(file_layer.attribute([(name, message) for name in substitution.pending]))
         raise UnresolvedReferences(substitution.pending, access, file_layer)
-    return _validated(BridgeSettings, substitution.values, file_layer, substitution.substituted)
+    return _validated_upstreams(names, substitution.values, file_layer, substitution.substituted)
+
+
+def _validated_upstreams(
+    names: tuple[str, ...], values: dict[str, str], file_layer: ConfigFileLayer, from_vault: dict[str, str]
+) -> BridgeSettings:
+    """Every upstream's settings, validated side by side so that one `SettingsError` reports every
+    upstream's problems at once; the default's settings, which hold the others (`upstreams`)."""
+    validated: dict[str, BridgeSettings] = {}
+    problems: list[tuple[str, str]] = []
+    for upstream in names:
+        try:
+            validated[upstream] = _validated(
+                BridgeSettings,
+                upstream_values(upstream, values, BridgeSettings.model_fields),
+                file_layer,
+                from_vault,
+                rename=lambda text, upstream=upstream: rename_for(upstream, text),
+            )
+        except SettingsError as exc:
+            # A shared setting's problem is found once per upstream: report it once.
+            problems.extend(problem for problem in exc.problems if problem not in problems)
+    if problems:
+        raise SettingsError(problems)
+    for upstream, settings in validated.items():
+        settings._upstream_name = upstream
+        settings._upstreams = validated
+    return validated[DEFAULT_UPSTREAM]
 
 
 _Model = TypeVar("_Model", bound=BaseModel)
 
 
 def _validated(
-    model: type[_Model], values: dict[str, str], file_layer: ConfigFileLayer, from_vault: dict[str, str]
+    model: type[_Model],
+    values: dict[str, str],
+    file_layer: ConfigFileLayer,
+    from_vault: dict[str, str],
+    *,
+    rename: Callable[[str], str] = str,
 ) -> _Model:
     try:
         return model.model_validate({name: values[name] for name in model.model_fields if name in values})
     except ValidationError as exc:
-        problems = [(name, _redact(message, from_vault.get(name))) for name, message in _describe(exc)]
+        problems = [(rename(name), rename(message)) for name, message in _describe(exc)]
+        problems = [(name, _redact(message, from_vault.get(name))) for name, message in problems]
         raise SettingsError(file_layer.attribute(problems)) from None
 
 

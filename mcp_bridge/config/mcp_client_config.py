@@ -12,8 +12,10 @@ Rather than a second configuration system, the file is translated into the same 
 bridge always reads, underneath them: an app setting that is set (not blank) wins over the file.
 
 - Every server named "Scheduler" (any case) is one region, in file order: their URLs become
-  `SCHEDULER_ENDPOINTS` (first = primary). Servers with other names belong to other MCP hosts'
-  use of the same file and are skipped without being validated.
+  `SCHEDULER_ENDPOINTS` (first = primary). The same goes for every other upstream `MCP_UPSTREAMS`
+  names: the servers named "Rooms" (any case) become `ROOMS_ENDPOINTS`, their auth `ROOMS_AUTH`...
+  (config/upstreams.py). Servers with other names belong to other MCP hosts' use of the same file
+  and are skipped without being validated.
 - `transport.auth` is `{"client_id", "api_key"}` (→ `SCHEDULER_AUTH=api_key`; either may be left
   out and come from app settings or Key Vault) or `{"use_managed_identity": true}`
   (→ `SCHEDULER_AUTH=managed_identity`; `SCHEDULER_TOKEN_SCOPE` must still be set: the original
@@ -47,6 +49,7 @@ from pydantic import (
 )
 
 from .keyvault_reference import DEFAULT_URL_TEMPLATE, VAULT_NAME, vault_url_for_name
+from .upstreams import DEFAULT_UPSTREAM, UPSTREAMS_SETTING, setting_name, upstream_names
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -87,14 +90,14 @@ class ServerAuth(_Strict):
             )
         return self
 
-    def app_settings(self) -> dict[str, str]:
+    def app_settings(self, upstream: str = DEFAULT_UPSTREAM) -> dict[str, str]:
         if self.use_managed_identity:
-            return {"SCHEDULER_AUTH": "managed_identity"}
-        values = {"SCHEDULER_AUTH": "api_key"}
+            return {setting_name(upstream, "scheduler_auth"): "managed_identity"}
+        values = {setting_name(upstream, "scheduler_auth"): "api_key"}
         if self.client_id is not None:
-            values["SCHEDULER_CLIENT_ID"] = self.client_id
+            values[setting_name(upstream, "scheduler_client_id")] = self.client_id
         if self.api_key is not None:
-            values["SCHEDULER_API_KEY"] = self.api_key.get_secret_value()
+            values[setting_name(upstream, "scheduler_api_key")] = self.api_key.get_secret_value()
         return values
 
 
@@ -182,7 +185,8 @@ def layer_mcp_client_config(environ: Mapping[str, str]) -> tuple[dict[str, str],
     if not path:
         return dict(by_upper), ConfigFileLayer()
     template = (by_upper.get("KEYVAULT_URL_TEMPLATE") or "").strip() or DEFAULT_URL_TEMPLATE
-    layer = map_mcp_client_config(read_mcp_client_config(path), url_template=template)
+    upstreams = upstream_names(by_upper.get(UPSTREAMS_SETTING))
+    layer = map_mcp_client_config(read_mcp_client_config(path), url_template=template, upstreams=upstreams)
     overridden = sorted(name for name in layer.values if (by_upper.get(name) or "").strip())
     if overridden:
         _LOGGER.info("App settings override %s from %s", ", ".join(overridden), CONFIG_FILE_SETTING)
@@ -212,27 +216,44 @@ def read_mcp_client_config(path: str) -> Any:
         raise McpClientConfigError([(CONFIG_FILE_SETTING, message)]) from None
 
 
-def map_mcp_client_config(document: Any, *, url_template: str = DEFAULT_URL_TEMPLATE) -> ConfigFileLayer:
-    """Translate the parsed file into app settings; raises `McpClientConfigError` naming JSON paths."""
+def map_mcp_client_config(
+    document: Any,
+    *,
+    url_template: str = DEFAULT_URL_TEMPLATE,
+    upstreams: tuple[str, ...] = (DEFAULT_UPSTREAM,),
+) -> ConfigFileLayer:
+    """Translate the parsed file into app settings; raises `McpClientConfigError` naming JSON paths,
+    every upstream's problems at once."""
     if not isinstance(document, dict):
         raise McpClientConfigError([(CONFIG_FILE_SETTING, "must hold a JSON object")])
     parsed = _validate(McpClientConfigFile, document, ())
     values: dict[str, str] = {}
     origins: dict[str, str] = {}
     if parsed.mcp is not None:
-        _map_servers(parsed.mcp, values, origins)
+        problems: list[tuple[str, str]] = []
+        for upstream in upstreams:
+            try:
+                _map_servers(parsed.mcp, values, origins, upstream)
+            except McpClientConfigError as exc:
+                problems.extend(exc.problems)
+        if problems:
+            raise McpClientConfigError(problems)
     if parsed.azure is not None:
         _map_azure(parsed.azure, url_template, values, origins)
     return ConfigFileLayer(values=values, origins=origins)
 
 
-def _map_servers(mcp: McpSection, values: dict[str, str], origins: dict[str, str]) -> None:
+def _map_servers(mcp: McpSection, values: dict[str, str], origins: dict[str, str], upstream: str) -> None:
+    """One upstream's servers (`upstream`, matched in any case) as its endpoints and auth. The
+    Scheduler must be in the file; another upstream may take its settings from app settings."""
     servers: list[tuple[str, SchedulerServer]] = []
     for index, entry in enumerate(mcp.mcp_servers):
-        if entry.name.strip().lower() != SCHEDULER_SERVER_NAME:
+        if entry.name.strip().lower() != upstream:
             continue
         path = ("mcp", "mcp_servers", index)
         servers.append((_json_path(path), _validate(SchedulerServer, entry.model_dump(), path)))
+    if not servers and upstream != SCHEDULER_SERVER_NAME:
+        return
     if not servers:
         raise McpClientConfigError(
             [("mcp.mcp_servers", 'in MCP_CONFIG_FILE: no server is named "Scheduler"')]
@@ -244,8 +265,9 @@ def _map_servers(mcp: McpSection, values: dict[str, str], origins: dict[str, str
                 [(f"{path}.transport.url", "in MCP_CONFIG_FILE: this URL is listed twice")]
             )
         urls.append(server.transport.url)
-    values["SCHEDULER_ENDPOINTS"] = ",".join(urls)
-    origins["SCHEDULER_ENDPOINTS"] = f"{servers[0][0]}.transport.url"
+    endpoints = setting_name(upstream, "scheduler_endpoints")
+    values[endpoints] = ",".join(urls)
+    origins[endpoints] = f"{servers[0][0]}.transport.url"
 
     first_path, first = servers[0]
     for path, server in servers[1:]:
@@ -255,12 +277,12 @@ def _map_servers(mcp: McpSection, values: dict[str, str], origins: dict[str, str
                     (
                         f"{path}.transport.auth",
                         f"in MCP_CONFIG_FILE: differs from {first_path}.transport.auth; "
-                        "the bridge uses one credential for every Scheduler region",
+                        f"the bridge uses one credential for every region of {upstream!r}",
                     )
                 ]
             )
     if first.transport.auth is not None:
-        for name, value in first.transport.auth.app_settings().items():
+        for name, value in first.transport.auth.app_settings(upstream).items():
             values[name] = value
             origins[name] = f"{first_path}.transport.auth"
 

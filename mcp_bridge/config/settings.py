@@ -13,12 +13,13 @@ from functools import cached_property
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from . import endpoint_policy
 from .keyvault_settings import KeyVaultSettings
 from .tool_roles import ToolRoles, parse_role_list, parse_tool_roles
+from .upstreams import DEFAULT_UPSTREAM, name_problems, setting_name, upstream_names
 
 AuthMode = Literal["managed_identity", "api_key", "none"]
 
@@ -61,6 +62,7 @@ class EnvVar:
     KEYVAULT_URL_TEMPLATE = "KEYVAULT_URL_TEMPLATE"
     KEYVAULT_CA_FILE = "KEYVAULT_CA_FILE"
     MCP_CONFIG_FILE = "MCP_CONFIG_FILE"
+    MCP_UPSTREAMS = "MCP_UPSTREAMS"  # named upstreams beside the Scheduler (config/upstreams.py)
     # Telemetry (mcp_bridge.telemetry); the Functions worker and the Azure Monitor distro read them too
     APPINSIGHTS_CONNECTION_STRING = "APPLICATIONINSIGHTS_CONNECTION_STRING"
     WORKER_TELEMETRY = "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY"
@@ -70,6 +72,9 @@ class EnvVar:
     STRICT_ARGUMENTS = "SCHEDULER_STRICT_ARGUMENTS"
     IDEMPOTENCY_TTL_SECONDS = "IDEMPOTENCY_TTL_SECONDS"
     IDEMPOTENCY_CONTAINER = "IDEMPOTENCY_CONTAINER"
+    # Long-running operations (mcp_bridge.operations)
+    OPERATIONS_RETENTION_SECONDS = "OPERATIONS_RETENTION_SECONDS"
+    OPERATIONS_MAX_PER_CALLER = "OPERATIONS_MAX_PER_CALLER"
 
 
 def _split_csv(value: object) -> object:
@@ -84,6 +89,12 @@ class BridgeSettings(BaseSettings, KeyVaultSettings):
     The Key Vault settings are inherited from `KeyVaultSettings`."""
 
     model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+
+    # The upstreams' names (config/upstreams.py); each upstream gets a `BridgeSettings` of its own,
+    # its settings in the Scheduler's fields, and the loader fills these two in on every one.
+    mcp_upstreams: Annotated[tuple[str, ...], NoDecode] = (DEFAULT_UPSTREAM,)
+    _upstream_name: str = PrivateAttr(default=DEFAULT_UPSTREAM)
+    _upstreams: dict[str, BridgeSettings] = PrivateAttr(default_factory=dict)
 
     # Declared before the endpoints: their validator reads it.
     scheduler_allow_private_endpoints: bool = False
@@ -129,6 +140,9 @@ class BridgeSettings(BaseSettings, KeyVaultSettings):
     idempotency_container: str = Field(
         default="scheduler-bridge-idempotency", pattern=r"^[a-z0-9](-?[a-z0-9]){2,62}$"
     )
+    # Long-running operations: how long one is kept (and its task asked to live), live ones per caller
+    operations_retention_seconds: float = Field(default=86_400.0, ge=60, le=30 * 86_400)
+    operations_max_per_caller: int = Field(default=20, ge=1, le=10_000)
 
     @field_validator(
         "scheduler_token_scope",
@@ -190,6 +204,16 @@ class BridgeSettings(BaseSettings, KeyVaultSettings):
                 raise ValueError(f"endpoint {position} ({host}) is refused: {reason}")
         if len(set(value)) != len(value):
             raise ValueError("an endpoint is listed twice")
+        return value
+
+    @field_validator("mcp_upstreams", mode="before")
+    @classmethod
+    def _upstreams_from_csv(cls, value: object) -> object:
+        if isinstance(value, str):
+            problems = name_problems(value)
+            if problems:
+                raise ValueError("; ".join(problems))
+            return upstream_names(value)
         return value
 
     @field_validator("scheduler_allowed_tools", mode="before")
@@ -257,6 +281,20 @@ class BridgeSettings(BaseSettings, KeyVaultSettings):
             why = f"has no effect unless {EnvVar.TOOL_ROLES} is set; set both or neither"
             raise _setting_missing(EnvVar.KEY_CALLER_ROLES, why)
         return self
+
+    @property
+    def upstream_name(self) -> str:
+        """Which upstream these settings are for: `scheduler` (the default) or a name from MCP_UPSTREAMS."""
+        return self._upstream_name
+
+    @property
+    def upstreams(self) -> dict[str, BridgeSettings]:
+        """Every upstream's settings by name, the default first (`{"scheduler": self}` alone)."""
+        return self._upstreams or {self._upstream_name: self}
+
+    def setting_name(self, field: str) -> str:
+        """The app setting behind `field` for this upstream (`scheduler_auth` → `ROOMS_AUTH`)."""
+        return setting_name(self._upstream_name, field)
 
     @cached_property
     def primary_endpoint(self) -> str:

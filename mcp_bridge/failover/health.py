@@ -14,21 +14,26 @@ round in the background.
 
 Selection takes the highest-priority endpoint that is healthy and not ejected. A higher-priority
 endpoint that was ejected or unhealthy gets traffic back only after 2 probes pass in a row that
-started after it went bad, so a flapping region cannot pull traffic back and forth. When nothing
+started after it went bad, so a flapping region cannot pull traffic back and forth. Those same 2
+passing probes also lift a passive ejection at once (Envoy's
+`successful_active_health_check_uneject_host`, on by default there): a restored region does not sit
+out its ejection window while its probes vouch for it. When nothing
 is usable (panic) every endpoint is tried in priority order anyway: the bridge never refuses a call
 without trying.
 """
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
 from .. import telemetry
 
+_LOGGER = logging.getLogger(__name__)
 UNHEALTHY_AFTER = 3
 HEALTHY_AFTER = 2
 EJECT_AFTER = 5
@@ -54,6 +59,24 @@ class ActiveHealth:
     last_probe_at: float | None = None
     last_latency_ms: float | None = None
     last_error: str | None = None
+    recent_passes: list[float] = field(default_factory=list)
+    """Start times of the last `HEALTHY_AFTER` passing probes of the current streak.
+
+    A streak can begin before an ejection (probes kept passing while live calls failed), so
+    `passing_since` alone cannot say whether enough passes came *after* the endpoint went bad."""
+
+    def vouches_since(self, mark: float) -> bool:
+        """Whether the current streak holds `HEALTHY_AFTER` passing probes that started after `mark`."""
+        recent = self.recent_passes[-HEALTHY_AFTER:]
+        return (
+            self.healthy
+            and self.consecutive_passes >= HEALTHY_AFTER
+            and len(recent) >= HEALTHY_AFTER
+            and recent[0] > mark
+        )
+
+
+_ACTIVE_FIELDS = frozenset(f.name for f in fields(ActiveHealth))
 
 
 @dataclass
@@ -95,9 +118,19 @@ class EndpointHealth:
         bad_at = self.went_bad_at()
         if bad_at is None or self.active.last_probe_at is None:
             return True  # never went bad, or no probe runs to vouch for it: the ejection window decides
-        # Failback only on a streak of passing probes that began after the endpoint went bad.
-        since = self.active.passing_since
-        return self.active.consecutive_passes >= HEALTHY_AFTER and since is not None and since > bad_at
+        # Failback only on passing probes that started after the endpoint went bad.
+        return self.active.vouches_since(bad_at)
+
+    def readmit_if_vouched(self, now: float) -> bool:
+        """Lift a passive ejection that passing probes have vouched against; True when lifted."""
+        passive = self.passive
+        if now >= passive.ejected_until or passive.ejected_at is None:
+            return False
+        if not self.active.vouches_since(passive.ejected_at):
+            return False
+        passive.ejected_until = now
+        passive.live_failures = 0
+        return True
 
 
 class HealthBoard:
@@ -141,8 +174,19 @@ class HealthBoard:
 
     # -- signals ------------------------------------------------------------------------------
 
-    def record_probe(self, url: str, *, ok: bool, latency_ms: float | None, error: str | None) -> None:
-        health = self.endpoints[url].active
+    def record_probe(
+        self,
+        url: str,
+        *,
+        ok: bool,
+        latency_ms: float | None,
+        error: str | None,
+        started_at: float | None = None,
+    ) -> None:
+        """One probe's outcome. `started_at` (default: now) is what a pass is compared with: a
+        probe that began before an ejection cannot vouch for the endpoint after it."""
+        endpoint = self.endpoints[url]
+        health = endpoint.active
         now = self._clock()
         health.last_probe_at = now
         health.last_latency_ms = latency_ms
@@ -152,15 +196,31 @@ class HealthBoard:
                 health.passing_since = now
             health.consecutive_passes += 1
             health.consecutive_failures = 0
+            health.recent_passes = [*health.recent_passes, now if started_at is None else started_at][
+                -HEALTHY_AFTER:
+            ]
             if not health.healthy and health.consecutive_passes >= HEALTHY_AFTER:
                 health.healthy = True
         else:
             health.consecutive_failures += 1
             health.consecutive_passes = 0
             health.passing_since = None
+            health.recent_passes = []
             if health.healthy and health.consecutive_failures >= UNHEALTHY_AFTER:
                 health.healthy = False
                 health.failing_since = now
+        self._readmit(endpoint, now)
+
+    def _readmit(self, endpoint: EndpointHealth, now: float) -> None:
+        if endpoint.readmit_if_vouched(now):
+            _LOGGER.warning(
+                "Endpoint readmitted: %s passed %d probes after its passive ejection",
+                endpoint.url,
+                HEALTHY_AFTER,
+            )
+            telemetry.record_failover(
+                scope="readmitted", from_endpoint=None, to_endpoint=endpoint.url, reason="probes"
+            )
 
     def record_call(self, url: str, *, ok: bool) -> None:
         """A live call's transport-level outcome (tool errors and caller mistakes are not failures)."""
@@ -195,9 +255,13 @@ class HealthBoard:
 
     def adopt(self, snapshot: dict[str, Any], *, source: str, age_seconds: float) -> None:
         """Take active health from a snapshot written by the instance that runs the probe."""
+        now = self._clock()
         for url, active in snapshot.get("endpoints", {}).items():
             if url in self.endpoints:
-                self.endpoints[url].active = ActiveHealth(**active)
+                # Fields this version does not know (a newer writer) are left out, not fatal.
+                known = {name: value for name, value in active.items() if name in _ACTIVE_FIELDS}
+                self.endpoints[url].active = ActiveHealth(**known)
+                self._readmit(self.endpoints[url], now)
         self.snapshot_source = source
         self.snapshot_written_at = self._clock() - age_seconds
 

@@ -52,6 +52,8 @@ class ProbeResult:
     ok: bool
     latency_ms: float
     error: str | None
+    started_at: float
+    """Wall-clock start: a probe begun before an ejection does not vouch for the endpoint after it."""
 
 
 async def probe_all(bridge: ProbeTarget, *, publish: bool = True) -> list[ProbeResult]:
@@ -60,7 +62,13 @@ async def probe_all(bridge: ProbeTarget, *, publish: bool = True) -> list[ProbeR
     board = bridge.health
     before = board.active_endpoint()
     for result in results:
-        board.record_probe(result.url, ok=result.ok, latency_ms=result.latency_ms, error=result.error)
+        board.record_probe(
+            result.url,
+            ok=result.ok,
+            latency_ms=result.latency_ms,
+            error=result.error,
+            started_at=result.started_at,
+        )
     after = board.active_endpoint()
     if before != after:
         _LOGGER.warning("Active endpoint changed: %s -> %s", before, after)
@@ -77,6 +85,7 @@ async def _probe_traced(bridge: ProbeTarget, session: UpstreamSession) -> ProbeR
 
 
 async def probe_endpoint(bridge: ProbeTarget, session: UpstreamSession) -> ProbeResult:
+    started_at = time.time()
     started = time.perf_counter()
     trace = WireTrace()
     token = current_trace.set(trace)
@@ -95,7 +104,7 @@ async def probe_endpoint(bridge: ProbeTarget, session: UpstreamSession) -> Probe
     finally:
         current_trace.reset(token)
     latency_ms = round((time.perf_counter() - started) * 1000, 1)
-    return ProbeResult(session.url, error is None, latency_ms, error)
+    return ProbeResult(session.url, error is None, latency_ms, error, started_at)
 
 
 async def _http_ping(bridge: ProbeTarget, url: str, trace: WireTrace) -> str | None:

@@ -141,6 +141,7 @@ async def _call_tool(req: func.HttpRequest) -> func.HttpResponse:
     from ..config.loader import load_settings
     from ..idempotency.keys import idempotency_key
     from ..runtime import get_bridge
+    from .task_calls import requires_task, start_operation, wants_task, wants_task_listed
 
     settings = load_settings()
     name = req.route_params.get("tool_name", "")
@@ -152,7 +153,19 @@ async def _call_tool(req: func.HttpRequest) -> func.HttpResponse:
         bridge = await get_bridge()
 
         async def call() -> func.HttpResponse:
-            outcome = await bridge.call_tool(name, arguments)
+            task = wants_task(bridge, name, req.headers)
+            if task is None and req.headers.get("prefer"):  # a preference needs the listing: fetch it
+                task = await wants_task_listed(bridge, name, req.headers)
+            if task:  # an MCP task: 200 if it ends in time, else 202 (task_calls)
+                return await start_operation(req, bridge, settings, name, arguments, caller)
+            try:
+                outcome = await bridge.call_tool(name, arguments)
+            except Problem as problem:
+                if requires_task(bridge, name, problem):
+                    # The server refused, unrun, a tool that runs only as a task, and nothing listed
+                    # said so before (a fresh process, or a 2026-07-28 server): start it as one.
+                    return await start_operation(req, bridge, settings, name, arguments, caller)
+                raise
             result = outcome.result
             return _json(
                 models.ToolCallResult(

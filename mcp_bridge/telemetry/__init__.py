@@ -40,6 +40,7 @@ __all__ = [
     "mode",
     "probe",
     "record_failover",
+    "record_operation",
     "span",
     "token_refresh",
     "tool_call",
@@ -107,6 +108,9 @@ class _Recorder(Protocol):
     def record_failover(
         self, *, scope: str, from_endpoint: str | None, to_endpoint: str | None, reason: str
     ) -> None: ...
+    def record_operation(
+        self, *, event: str, operation: str, tool: str, outcome: str, caller_id: str | None
+    ) -> None: ...
     def flush(self, timeout_seconds: float) -> bool: ...
 
 
@@ -126,6 +130,9 @@ class _Off:
         return _NOOP
 
     def record_failover(self, **_ignored: object) -> None:
+        return None
+
+    def record_operation(self, **_ignored: object) -> None:
         return None
 
     def flush(self, timeout_seconds: float) -> bool:
@@ -191,6 +198,14 @@ def record_failover(*, scope: str, from_endpoint: str | None, to_endpoint: str |
     """A call moved to another endpoint (`scope="call"`) or the active endpoint changed (`"active"`)."""
     _recorder.record_failover(
         scope=scope, from_endpoint=from_endpoint, to_endpoint=to_endpoint, reason=reason
+    )
+
+
+def record_operation(*, event: str, operation: str, tool: str, outcome: str, caller_id: str | None) -> None:
+    """A long-running operation `started`, `polled`, `finished` or `canceled`: a span and a count.
+    `operation` is the id's digest prefix (operations.ids.short), never the id itself."""
+    _recorder.record_operation(
+        event=event, operation=operation, tool=tool, outcome=outcome, caller_id=caller_id
     )
 
 

@@ -50,6 +50,11 @@ class OtelRecorder:
         self.probes = meter.create_counter(
             n.METRIC_PROBES, unit="{probe}", description="Health probes by endpoint and result."
         )
+        self.operations = meter.create_counter(
+            n.METRIC_OPERATIONS,
+            unit="{event}",
+            description="Long-running operations started, polled and finished, by tool and outcome.",
+        )
 
     def span(self, name: str, attributes: Mapping[str, AttributeValue] | None) -> _Span:
         return _Span(self, name, SpanKind.INTERNAL, attributes)
@@ -80,6 +85,25 @@ class OtelRecorder:
             self.failovers.add(1, attributes)
         except Exception:
             _LOGGER.debug("Recording a failover failed", exc_info=True)
+
+    def record_operation(
+        self, *, event: str, operation: str, tool: str, outcome: str, caller_id: str | None
+    ) -> None:
+        try:
+            attributes = _present(
+                {
+                    n.OPERATION_EVENT: event,
+                    n.OPERATION_TOOL: tool[:_MAX_TOOL_NAME],
+                    n.OPERATION_OUTCOME: outcome,
+                }
+            )
+            span_attributes = {**attributes, n.OPERATION_ID: operation}
+            if caller_id:
+                span_attributes["enduser.id"] = caller_id
+            self.tracer.start_span(n.SPAN_OPERATION, kind=SpanKind.INTERNAL, attributes=span_attributes).end()
+            self.operations.add(1, attributes)  # no id or caller on the metric: bounded cardinality
+        except Exception:
+            _LOGGER.debug("Recording an operation event failed", exc_info=True)
 
     def flush(self, timeout_seconds: float) -> bool:
         """Export what is buffered now (spans, metrics, logs) instead of at the next interval."""

@@ -72,6 +72,10 @@ class UpstreamSession:
         self._last_miss_refresh = float("-inf")
         self.connections_opened = 0
         self.protocol_version: str | None = None
+        self.session_id: str | None = None
+        """The open session's `Mcp-Session-Id` (handshake era), where its tasks live (operations/)."""
+        self.serves_tasks_extension = False
+        """The server declared `io.modelcontextprotocol/tasks` (2026-07-28): it may make any call a task."""
         self._lost: deque[Client] = deque(maxlen=8)
 
     @property
@@ -163,7 +167,7 @@ class UpstreamSession:
         ready.add_done_callback(_retrieve)
 
     async def _own(self, ready: asyncio.Future[Client], stop: asyncio.Event) -> None:
-        trace = WireTrace()
+        trace = WireTrace(wants_session_id=True)
         current_trace.set(trace)
         try:
             async with Client(
@@ -181,6 +185,9 @@ class UpstreamSession:
                 self._generation += 1
                 self.connections_opened += 1
                 self.protocol_version = client.protocol_version
+                self.session_id = trace.session_id
+                extensions = client.server_capabilities.extensions or {}
+                self.serves_tasks_extension = "io.modelcontextprotocol/tasks" in extensions
                 self._client = client
                 _LOGGER.info("MCP session open: %s (protocol %s)", self.url, client.protocol_version)
                 ready.set_result(client)

@@ -6,6 +6,10 @@ answers chunk by chunk, and when the server behind it is gone either answer 502,
 reset the caller's connection after reading its request (`dead_answer="reset"`). Every request
 it reads is counted, so a test can say how much load a dead region still received.
 
+For chaos runs it can also hang (`hang()`: read each request and never answer, until `unhang()`
+resets the held connections; nothing held is forwarded) and stop listening altogether
+(`stop_listening()`, then `listen_again()` on the same port), as a region whose machine is gone.
+
 Each request is forwarded on a fresh upstream connection with `Connection: close`; the answer's
 framing (Content-Length, chunked, or until close) is relayed as it comes. An upstream that dies
 mid-answer has the caller's connection reset, as a gateway does mid-stream.
@@ -37,6 +41,10 @@ class Counters:
     """Requests answered for a dead server (a status or a reset)."""
     tool_calls: int = 0
     """Requests whose JSON-RPC body is a `tools/call`."""
+    forwarded_tool_calls: int = 0
+    """`tools/call` requests passed to a live server behind."""
+    held: int = 0
+    """Requests read while hanging: never forwarded, never answered."""
     methods: dict[str, int] = field(default_factory=dict)
 
 
@@ -57,12 +65,14 @@ class FrontEnd:
         self.refuse_get = refuse_get
         self.counters = Counters()
         self._server: asyncio.Server | None = None
+        self._port = 0
         self._connections: set[asyncio.StreamWriter] = set()
+        self._unhang: asyncio.Event | None = None
 
     @property
     def port(self) -> int:
-        assert self._server is not None
-        return int(self._server.sockets[0].getsockname()[1])
+        assert self._port, "start() first"
+        return self._port
 
     @property
     def url(self) -> str:
@@ -74,10 +84,14 @@ class FrontEnd:
         return before
 
     async def start(self) -> FrontEnd:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, limit=_MAX_HEAD)
+        self._server = await asyncio.start_server(
+            self._serve, "127.0.0.1", self._port, limit=_MAX_HEAD, reuse_address=True
+        )
+        self._port = int(self._server.sockets[0].getsockname()[1])
         return self
 
     async def aclose(self) -> None:
+        self.unhang()
         if self._server is not None:
             self._server.close()
         for writer in list(self._connections):
@@ -85,6 +99,26 @@ class FrontEnd:
         if self._server is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 2)
+
+    async def stop_listening(self) -> None:
+        """Refuse new connections and drop the open ones (reset), like a machine that is gone."""
+        await self.aclose()
+        self._server = None
+
+    async def listen_again(self) -> None:
+        """Listen on the same port again after `stop_listening()`."""
+        await self.start()
+
+    def hang(self) -> None:
+        """From now on read each request, count it, and never answer or forward it."""
+        if self._unhang is None:
+            self._unhang = asyncio.Event()
+
+    def unhang(self) -> None:
+        """Answer again; connections held by the hang are reset (their requests were never sent on)."""
+        if self._unhang is not None:
+            self._unhang.set()
+            self._unhang = None
 
     # -- one caller connection ------------------------------------------------------------------
 
@@ -109,6 +143,11 @@ class FrontEnd:
         method, headers = _parse_head(head)
         body = await _read_body(reader, headers)
         self._count(method, body)
+        if self._unhang is not None:
+            self.counters.held += 1
+            await self._unhang.wait()
+            _reset(writer)
+            return False
         if self.refuse_get and method == "GET":
             writer.write(
                 b"HTTP/1.1 405 Method Not Allowed\r\nallow: POST, DELETE\r\ncontent-length: 0\r\n\r\n"
@@ -128,6 +167,8 @@ class FrontEnd:
             except (asyncio.IncompleteReadError, ConnectionError) as exc:
                 raise _UpstreamGone from exc
             self.counters.forwarded += 1
+            if b'"tools/call"' in body:
+                self.counters.forwarded_tool_calls += 1
             return await _relay(answer_head, up_reader, writer, request_method=method)
         except _UpstreamGone:
             return await self._dead(writer)

@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx2
 
 from devstack.processes import REPO_ROOT, free_port, port_is_free
+from devstack.run import LONG_RUNNING_HEADING
 from tests.devstack.conftest import SIGNING_KEY
 
 FUNCTION_APP = textwrap.dedent(
@@ -213,13 +214,18 @@ def test_the_printed_curls_work_as_pasted_in_api_key_mode_without_a_scope(tmp_pa
         try:
             wait_for_text(output, "Press Ctrl-C to stop.", timeout=60)
             assert "Press Ctrl-C to stop." in output.read_text(), output.read_text()
-            commands = printed_commands(output.read_text())
+            commands, long_running = printed_commands(output.read_text()).split(LONG_RUNNING_HEADING)
             shell = run_pasted(commands, tmp_path)
         finally:
             run.send_signal(signal.SIGINT)
             exit_code = run.wait(timeout=20)
 
-    assert "<" not in commands, "no placeholder left to fill in"
+    assert "<" not in commands + long_running, "no placeholder left to fill in"
+    # The long-running pair is the operations contract (docs/long-running.md): start, then poll.
+    start, poll = [line for line in long_running.splitlines() if line.startswith(("op=", "curl"))]
+    assert "/api/tools/findCommonSlot?code=" in start and "-H 'Prefer: respond-async'" in start
+    assert '["id"]' in start
+    assert poll.startswith("curl") and "/api/operations/$op?code=" in poll
     assert shell.returncode == 0, shell.stderr
     # Each curl's status goes to a file of its own: the schedule answer reaches stderr through `tee`.
     statuses = (tmp_path / "curl-statuses").read_text()
@@ -247,7 +253,7 @@ def run_pasted(commands: str, workdir: Path) -> subprocess.CompletedProcess[str]
     else:
         # The last -w wins: this one keeps the printed command's newline and adds the status.
         (bin_dir / "curl").write_text(
-            f"#!/bin/sh\nexec {real_curl} \"$@\" -w '\\n%{{stderr}}HTTP %{{http_code}}\\n' 2>>\"$CURL_STATUSES\"\n"
+            f'#!/bin/sh\nexec {real_curl} "$@" -w \'\\n%{{stderr}}HTTP %{{http_code}}\\n\' 2>>"$CURL_STATUSES"\n'
         )
     (bin_dir / "curl").chmod(0o755)
     env = {

@@ -92,7 +92,7 @@ async def test_api_key_pair_works_with_a_real_client(scheduler: SchedulerServer)
     async with mcp_client(
         scheduler.mcp_url, headers={"X-Client-Id": CLIENT_ID, "X-API-Key": API_KEY}
     ) as client:
-        assert len((await client.list_tools()).tools) == 4
+        assert len((await client.list_tools()).tools) == 5
 
 
 async def test_ping_and_control_api_need_no_auth(scheduler: SchedulerServer) -> None:

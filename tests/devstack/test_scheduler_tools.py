@@ -22,6 +22,7 @@ async def test_tools_publish_rich_input_schemas(scheduler: SchedulerServer) -> N
         "getConversationStatus",
         "cancelConversation",
         "listConversations",
+        "findCommonSlot",
     }
     schedule = tools["scheduleConversation"].input_schema
     assert schedule["required"] == ["participants", "start_time", "topic"]
@@ -123,6 +124,7 @@ async def test_schedule_status_cancel_and_list(scheduler: SchedulerServer) -> No
         "getConversationStatus": 1,
         "cancelConversation": 2,
         "listConversations": 2,
+        "findCommonSlot": 0,
     }
 
 
@@ -169,4 +171,5 @@ async def test_invalid_arguments_never_reach_the_tool(scheduler: SchedulerServer
         "getConversationStatus": 0,
         "cancelConversation": 0,
         "listConversations": 0,
+        "findCommonSlot": 0,
     }

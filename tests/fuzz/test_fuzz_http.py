@@ -32,7 +32,13 @@ from .conftest import FUNCTION_KEY, SECRETS, FuzzHost, tally
 EXAMPLES = 20
 REFUSED = {400, 401, 403, 404, 405, 413}
 UPSTREAM = {502, 503, 504}
-REAL_TOOLS = ("scheduleConversation", "getConversationStatus", "cancelConversation", "listConversations")
+REAL_TOOLS = (
+    "scheduleConversation",
+    "getConversationStatus",
+    "cancelConversation",
+    "listConversations",
+    "findCommonSlot",
+)
 KEY = {"x-functions-key": FUNCTION_KEY}
 
 

@@ -6,7 +6,8 @@ same four tools over Streamable HTTP on 127.0.0.1, so each cell of the matrix te
 session handling, validation and notifications, not code of ours.
 
 Every tool run prints `TOOL <name>` to stdout (the peer's log), so a test can prove that a call
-the bridge refused never reached the tool.
+the bridge refused never reached the tool. `lookup` and `add` also print `RAN <name> <arguments>`,
+so a chaos run (reliability/chaos.py) can count how often each distinct call ran.
 """
 
 # No `from __future__ import annotations`: both SDKs read the tools' `Context` annotation at
@@ -52,12 +53,14 @@ def build(sdk: str, idle_timeout: float | None) -> Any:
     def lookup(key: str) -> str:
         """Read-only: the value stored under `key`."""
         _ran("lookup")
+        print(f"RAN lookup {key}", flush=True)
         return f"value-of-{key}"
 
     @server.tool()
     def add(a: int, b: int) -> int:
         """Has an input schema: two integers."""
         _ran("add")
+        print(f"RAN add {a} {b}", flush=True)
         return a + b
 
     @server.tool()
