@@ -119,6 +119,7 @@ def _log_like_the_worker(path: Path) -> QueueListener:
 
 
 async def _instance_and_peers(rig: Rig, plan: Plan, started: float) -> tuple[InstanceResult, PeersResult]:
+    await rig.use_era("modern")  # the hosts inherit this environment: no setting of an earlier section
     _progress(f"one instance, concurrency 1-128, Scheduler {plan.instance_delay * 1000:.0f} ms away", started)
     instance = await asyncio.to_thread(
         run_instance_concurrency, rig, delay=plan.instance_delay, seconds=plan.instance_seconds

@@ -129,8 +129,9 @@ def targets(rig: Rig, host: ManagedProcess, key: str) -> dict[str, Target]:
 
 
 def check(target: Target) -> None:
-    """One request by hand: the load must measure successful tool calls, not fast errors."""
-    response = httpx2.post(target.url, headers=target.headers, content=target.body, timeout=10)
+    """One request by hand: the load must measure successful tool calls, not fast errors. The first
+    request on a fresh host pays the imports, the token and the sessions: seconds on a busy machine."""
+    response = httpx2.post(target.url, headers=target.headers, content=target.body, timeout=60)
     body: Any = response.json()
     failed = response.status_code != 200 or "error" in body or body.get("result", body).get("isError")
     if failed:

@@ -171,7 +171,7 @@ def _check(target: Target) -> None:
         return
     import httpx2
 
-    response = httpx2.post(target.url, headers=target.headers, content=target.body, timeout=10)
+    response = httpx2.post(target.url, headers=target.headers, content=target.body, timeout=60)
     if response.status_code != 200 or "conversation_id" not in response.text:
         raise RuntimeError(f"mcpo answered {response.status_code}: {response.text[:300]}")
 
