@@ -19,8 +19,8 @@ Each record is one log line under the `mcp_bridge.audit` logger: `audit {json}`,
 A record holds no argument, result, token or key: it is built from names and numbers the bridge
 decided, never from a request body.
 
-The line is handed to logging one event-loop turn after the call ends (`loop.call_soon`, in the
-call's own context, so its span and invocation stay attached), not inside the request. A log
+The line is handed to logging one event-loop turn after the call ends (`loop.call_soon`, in a copy
+of the call's context, so its OpenTelemetry span stays attached), not inside the request. A log
 handler like the Functions worker's passes each record to another thread; woken from inside the
 request, that thread competed with the call for the interpreter and cost several times the line's
 own work (docs/performance.md, section 10). One turn later the loop is about to wait on the network
