@@ -220,3 +220,18 @@ def test_outside_an_event_loop_the_line_is_written_at_once(kept):
     with audit.tool_call("listConversations"):
         pass
     assert len(kept.records) == 1
+
+
+def test_a_record_left_behind_by_a_closed_loop_is_written_before_the_next(kept):
+    audit._pending.append([{"tool": "left-behind"}])  # its loop closed before its turn came
+
+    async def next_call() -> None:
+        with audit.tool_call("next"):
+            pass
+        await asyncio.sleep(0)
+
+    asyncio.run(next_call())
+    assert [json.loads(message.removeprefix("audit "))["tool"] for message, _ in kept.records] == [
+        "left-behind",
+        "next",
+    ]

@@ -161,14 +161,15 @@ def write(record: AuditRecord) -> None:
 def flush() -> None:
     """Write every pending record now, oldest first (tests; a host that is about to stop)."""
     while _pending:
-        _emit_pending(_pending[0])
+        if head := _pending.popleft():
+            _emit(head.pop())
 
 
 def _emit_pending(entry: list[dict[str, Any]]) -> None:
-    if entry:  # else flush() wrote it already
-        _emit(entry.pop())
-    while _pending and not _pending[0]:
-        _pending.popleft()
+    """Write `entry` and any older record still waiting (one whose loop closed before its turn)."""
+    while entry and _pending:
+        if head := _pending.popleft():
+            _emit(head.pop())
 
 
 def _emit(fields: dict[str, Any]) -> None:
