@@ -10,7 +10,7 @@ AZURITE_VERSION := 3.37.0
 CHECKOV_VERSION := 3.3.30
 CHECKOV := .tools/checkov/bin/checkov
 
-.PHONY: install peers run test conformance lint bench profile package infra-check clean
+.PHONY: install peers run test conformance lint bench soak fuzz profile package infra-check clean
 
 # uv resolves and installs the ~150 packages in seconds where pip takes minutes.
 $(STAMP): requirements.txt requirements-dev.txt
@@ -66,6 +66,19 @@ conformance:
 bench: install package
 	$(PY) -m bench.peers install
 	$(PY) -m bench
+
+# Reliability figures to quote (docs/reliability.md), about 20 minutes: a 15-minute soak of one
+# bridge process, 3 minutes of chaos against a third-party server, and 10,000 bad requests. Each
+# prints one line (SOAK, CHAOS, FUZZ); all three run even when one fails.
+soak: install peers
+	@$(PY) -m reliability.soak; soak=$$?; \
+	$(PY) -m reliability.chaos --seconds 180; chaos=$$?; \
+	$(PY) -m reliability.fuzz --count 10000; fuzz=$$?; \
+	test $$soak -eq 0 -a $$chaos -eq 0 -a $$fuzz -eq 0
+
+# Only the 10,000 bad requests (about a minute); failures land in .cache/fuzz-failures.jsonl.
+fuzz: install
+	$(PY) -m reliability.fuzz --count 10000
 
 # py-spy profiles of the same call through the bridge and through a raw mcp.Client (docs/performance.md).
 profile: install

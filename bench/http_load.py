@@ -76,14 +76,13 @@ class HttpResult:
     levels: list[HttpLevel]
 
 
-def start_bench_host(rig: Rig, **settings: str) -> tuple[ManagedProcess, str]:
-    """The devstack host serving function_app against the modern era; `settings` override app settings."""
+def start_bench_host(rig: Rig, *, extra_env: dict[str, str] | None = None) -> tuple[ManagedProcess, str]:
     key = secrets.token_hex(16)
     env = {
         **rig.stack.bridge_env("modern"),
-        **settings,
         "DEVSTACK_FUNCTION_KEY": key,
         "DEVSTACK_MASTER_KEY": secrets.token_hex(16),
+        **(extra_env or {}),
     }
     host = start_host(
         port=free_port(),

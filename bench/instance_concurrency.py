@@ -113,7 +113,9 @@ def run_instance_concurrency(
     proxy = WanProxy(rig.stack.east.port, delay, rig.stack.log_dir / "instance-delay-proxy.log")
     host = None
     try:
-        host, key = start_bench_host(rig, SCHEDULER_ENDPOINTS=f"http://127.0.0.1:{proxy.port}/mcp")
+        host, key = start_bench_host(
+            rig, extra_env={"SCHEDULER_ENDPOINTS": f"http://127.0.0.1:{proxy.port}/mcp"}
+        )
         assert host.pid is not None
         target = host_target(host, key, rig.arguments)
         check(target)

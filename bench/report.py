@@ -18,6 +18,9 @@ from .layers import table as layers_table
 from .peers import NOT_RUN, PeersResult
 from .peers import table as peers_table
 from .stats import median
+from .streams import StreamsResult
+from .tasks import TasksResult
+from .tasks import table as tasks_table
 from .wan import WanResult
 
 RESULT_KEYS = (
@@ -33,6 +36,9 @@ RESULT_KEYS = (
     "p6_failed_safe_requests",
     "failover_ms",
     "idempotency_blob_extra_ms",
+    "task_sync_over_plain",
+    "task_sync_over_plain_modern",
+    "task_polls_per_interval",
     "first_request_after_warmup_ms",
     "wan_sparse_over_dense",
     "wan_naive_over_bridge",
@@ -43,6 +49,7 @@ RESULT_KEYS = (
     "mcpo_p50_ms_1",
     "bridge_p50_ms_16",
     "mcpo_p50_ms_16",
+    "http_streams_p50_over_classic",
 )
 
 
@@ -59,7 +66,9 @@ class Report:
     instance: InstanceResult
     peers: PeersResult
     layers: LayersResult
+    tasks: TasksResult
     elapsed_seconds: float
+    streams: StreamsResult | None = None
 
     def result(self) -> dict[str, float | int]:
         modern = next(c for c in self.concurrency if c.era == "modern")
@@ -79,10 +88,14 @@ class Report:
             if math.isfinite(self.failover.failover_ms)
             else -1,
             "idempotency_blob_extra_ms": round(self.idempotency[-1].extra_ms, 2),
+            "task_sync_over_plain": round(self.tasks.sync_over_plain, 3),
+            "task_sync_over_plain_modern": round(self.tasks.ratio("modern"), 3),
+            "task_polls_per_interval": max(self.tasks.polls_per_wave),
             "first_request_after_warmup_ms": round(median(self.cold.after_warmup_ms), 1),
             "wan_sparse_over_dense": round(self.wan.sparse_over_dense, 3),
             "wan_naive_over_bridge": round(self.wan.naive_over_bridge, 2),
             **self.instance_keys(self.instance, self.peers),
+            "http_streams_p50_over_classic": round(self.streams.p50_ratio, 3) if self.streams else -1,
         }
 
     @staticmethod
@@ -236,6 +249,8 @@ class Report:
                 f"{level.p99_ms('raw'):.1f} / {level.p99_ms('host'):.1f} | "
                 f"{level.errors('raw')} / {level.errors('host')} |"
             )
+        if self.streams is not None:
+            out += ["", *[line for line in self.streams.lines() if not line.startswith("RESULT")]]
         cold = self.cold
         out += [
             "",
@@ -299,6 +314,7 @@ class Report:
             *layers_table(self.layers),
             "",
         ]
+        out += ["", "### Long-running operations (findCommonSlot, medians)", "", *tasks_table(self.tasks), ""]
         result = self.result()
         out.append("RESULT " + " ".join(f"{key}={result[key]}" for key in RESULT_KEYS))
         return out

@@ -11,7 +11,7 @@ generated. Each answer is one of:
 - a failure: accepted (2xx/3xx), a 5xx, or anything else (undocumented).
 
 The Scheduler regions' tool counters are read before and after each kind, so `reached_scheduler`
-counts tool runs that bad input caused (target 0). No answer may carry a secret. The seed corpus
+counts tool runs that bad input caused (target 0). No answer may carry a secret. The replay corpus
 (tests/fuzz/corpus/bad_requests.jsonl) is replayed first; failures are written to
 .cache/fuzz-failures.jsonl, and `--keep-failures` appends them to the corpus so they replay forever.
 """
@@ -36,7 +36,8 @@ from jsonschema import Draft202012Validator
 
 from devstack.processes import REPO_ROOT, free_port, start_host
 
-from .fuzz_inputs import BadRequest, Context, generate
+from .fuzz_inputs import generate
+from .fuzz_requests import BadRequest, Context
 from .meter import load_average
 from .soak_stack import SoakStack, start_soak_stack
 
@@ -242,7 +243,7 @@ async def fuzz(seed: int, count: int, *, write_corpus: int = 0) -> tuple[str, bo
     failed = sum(n for outcome, n in tally.outcome.items() if outcome.startswith("failure"))
     passed = failed == 0 and sum(tally.reached.values()) == 0 and leaked == 0
     line = (
-        f"FUZZ seed={seed} requests={total} generated={len(generated)} corpus={len(corpus)} "
+        f"FUZZ random_state={seed} requests={total} generated={len(generated)} corpus={len(corpus)} "
         f"distinct={len(seen)} documented_problem={tally.outcome['documented problem']} "
         f"host_refusal={tally.outcome['host refusal']} failed={failed} "
         f"five_xx={sum(n for s, n in tally.statuses.items() if s.startswith('5'))} "
@@ -256,7 +257,7 @@ async def fuzz(seed: int, count: int, *, write_corpus: int = 0) -> tuple[str, bo
 
 
 def _write_corpus(requests: list[BadRequest], per_kind: int) -> None:
-    """The first `per_kind` requests of each kind become the seed corpus (replayed by every run)."""
+    """The first `per_kind` requests of each kind become the replay corpus (replayed by every run)."""
     kept: Counter[str] = Counter()
     lines = []
     for request in requests:
@@ -276,11 +277,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--count", type=int, default=10_000, help="distinct generated requests (plus the corpus)"
     )
-    parser.add_argument("--seed", type=int, default=20261206)
+    parser.add_argument("--random-state", type=int, default=20261206)
     parser.add_argument("--keep-failures", action="store_true", help="append failing requests to the corpus")
     parser.add_argument("--write-corpus", type=int, default=0, metavar="N", help="make the corpus N per kind")
     args = parser.parse_args(argv)
-    line, passed, tally = asyncio.run(fuzz(args.seed, args.count, write_corpus=args.write_corpus))
+    line, passed, tally = asyncio.run(fuzz(args.random_state, args.count, write_corpus=args.write_corpus))
     if tally.failures:
         FAILURES.parent.mkdir(parents=True, exist_ok=True)
         FAILURES.write_text("".join(json.dumps(failure) + "\n" for failure in tally.failures))

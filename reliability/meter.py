@@ -8,8 +8,10 @@ taken with the load paused, so two quiet samples compare like with like.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +23,8 @@ class Sample:
     rss_mib: float
     fds: int
     tasks: int
+    objects: int = 0
+    """Objects the garbage collector tracks (containers); counted in quiet samples only."""
 
 
 def rss_mib() -> float:
@@ -55,6 +59,19 @@ class Meter:
         )
         self.samples.append(taken)
         return taken
+
+    def quiet_sample(self) -> tuple[Sample, Counter[str]]:
+        """A sample with the collector's objects counted by type (tens of milliseconds)."""
+        kinds = Counter(type(item).__qualname__ for item in gc.get_objects())
+        taken = Sample(
+            at=time.monotonic() - self.started,
+            rss_mib=rss_mib(),
+            fds=open_fds(),
+            tasks=len(asyncio.all_tasks()),
+            objects=sum(kinds.values()),
+        )
+        self.samples.append(taken)
+        return taken, kinds
 
     def after(self, seconds: float) -> list[Sample]:
         return [sample for sample in self.samples if sample.at >= seconds]

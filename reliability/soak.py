@@ -18,21 +18,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ctypes
 import gc
 import logging
 import os
 import sys
 import time
+import tracemalloc
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from devstack.host_timers import parse_schedule, run_timer
 from devstack.processes import SchedulerProcess
 
-from .meter import Meter, Sample, load_average
-from .soak_load import TOPIC_PREFIX, Callers, Functions, Tally, schedule_arguments
+from .meter import Meter, Sample
+from .soak_load import Callers, Functions, schedule_arguments
+from .soak_report import report, save_object_growth, save_samples
 from .soak_stack import SoakStack, start_soak_stack
 
 _LOGGER = logging.getLogger("reliability.soak")
@@ -41,8 +44,6 @@ SESSION_ANSWERS = (
     "spec-404", "typescript-400", "python-text-400", "gateway-400", "go-404", "java-404", "empty-404",
 )  # fmt: skip
 WINDOW_GRACE_SECONDS = 5.0
-FLAT_TOLERANCE = 3
-MAX_RSS_GROWTH_PCT = 5.0
 BOOKED_CONVERSATIONS = 20
 
 
@@ -58,6 +59,13 @@ class SoakPlan:
     warm_up_seconds: float = 120.0
     idempotency_ttl_seconds: float = 120.0
     seed: int = 17
+    malloc_trim: bool = False
+    """Hand free heap memory back to the system (glibc `malloc_trim(0)`) before each quiet sample, so
+    the samples show memory in use rather than memory the allocator keeps (a diagnosis, not the
+    figure the pass rule reads)."""
+    trace_memory: bool = False
+    """Trace allocations from the warm-up's end (tracemalloc: slows every call) and write what is
+    still held at the end, by allocating line, to memory-growth.txt in the log directory."""
 
 
 @dataclass
@@ -85,6 +93,8 @@ class Soak:
         self.probes_idle.set()
         self.probe_rounds = 0
         self.callers: Callers | None = None
+        self.kinds_first: Counter[str] | None = None
+        self.kinds_last: Counter[str] | None = None
 
     async def run(self) -> Callers:
         ids = await self._book_conversations()
@@ -160,7 +170,15 @@ class Soak:
         await self.probes_idle.wait()
         await asyncio.sleep(0.2)  # let closed connections' callbacks run
         gc.collect()
-        self.quiet.append(self.meter.sample())
+        if self.plan.malloc_trim:
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        sample, kinds = self.meter.quiet_sample()
+        self.quiet.append(sample)
+        if sample.at >= self.plan.warm_up_seconds:
+            self.kinds_first = self.kinds_first or kinds
+            self.kinds_last = kinds
+        if self.plan.trace_memory and sample.at >= self.plan.warm_up_seconds and not tracemalloc.is_tracing():
+            tracemalloc.start(12)
         callers.resume()
 
     async def _restart(self, region: SchedulerProcess, number: int) -> None:
@@ -183,66 +201,6 @@ class Soak:
         )  # fmt: skip
 
 
-def report(soak: Soak, callers: Callers, seconds: float, bridge: Any) -> tuple[str, bool]:
-    """The `SOAK ...` line and whether the run passed."""
-    plan, tally, stack = soak.plan, callers.tally, soak.stack
-    settled = [s for s in soak.quiet if s.at >= plan.warm_up_seconds] or soak.quiet[-1:]
-    start, end = settled[0], settled[-1]
-    middle = min(settled, key=lambda s: abs(s.at - (start.at + end.at) / 2))
-    growth = (end.rss_mib - start.rss_mib) / start.rss_mib * 100
-    fds = [s.fds for s in settled]
-    tasks = [s.tasks for s in settled]
-    read_only_outside = sum(
-        1
-        for failure in tally.failures
-        if failure.kind in ("read", "listing") and not soak.restarts.inside(failure.at)
-    )
-    twice = stack.topics_run_more_than_once(TOPIC_PREFIX + callers.run_id + "-")
-    booked = stack.conversations_booked(TOPIC_PREFIX + callers.run_id + "-")
-    sessions_server = soak.restarts.sessions_created
-    unauthorized = soak.restarts.unauthorized
-    for region in stack.regions:
-        counters = stack.counters(region)
-        sessions_server += counters["sessions_created"]
-        unauthorized += counters["unauthorized"]
-    sessions_bridge = sum(session.connections_opened for session in bridge.sessions.values())
-    refreshes = bridge.tokens.state().refreshes if bridge.tokens is not None else 0
-    total = sum(tally.calls.values())
-    passed = (
-        growth < MAX_RSS_GROWTH_PCT
-        and max(fds) - min(fds) <= FLAT_TOLERANCE
-        and max(tasks) - min(tasks) <= FLAT_TOLERANCE
-        and read_only_outside == 0
-        and not twice
-    )
-    failed = ",".join(f"{kind.replace(' ', ':')}={count}" for kind, count in sorted(tally.failed.items()))
-    line = (
-        f"SOAK seconds={seconds:.0f} calls={total} rate={total / seconds:.1f}/s "
-        f"read={tally.calls['read']} listing={tally.calls['listing']} keyed={tally.calls['keyed']} "
-        f"rss_mib_start={start.rss_mib:.1f} rss_mib_middle={middle.rss_mib:.1f} "
-        f"rss_mib_end={end.rss_mib:.1f} "
-        f"rss_growth_pct={growth:.2f} fds={min(fds)}..{max(fds)} tasks={min(tasks)}..{max(tasks)} "
-        f"quiet_samples={len(settled)} restarts={soak.restarts.done} probe_rounds={soak.probe_rounds} "
-        f"sessions_opened_bridge={sessions_bridge} sessions_created_server={sessions_server} "
-        f"token_refreshes={refreshes} unauthorized_at_server={unauthorized} "
-        f"failed_read={_failed(tally, 'read')} failed_listing={_failed(tally, 'listing')} "
-        f"failed_keyed={_failed(tally, 'keyed')} read_only_failed_outside_windows={read_only_outside} "
-        f"keyed_outcomes={_pairs(tally.keyed)} keyed_booked={booked} keyed_ran_twice={len(twice)} "
-        f"failed_by_kind={failed or 'none'} p50_ms={tally.latency.percentile(50):.1f} "
-        f"p99_ms={tally.latency.percentile(99):.1f} load={load_average()} "
-        f"result={'pass' if passed else 'FAIL'}"
-    )
-    return line, passed
-
-
-def _failed(tally: Tally, kind: str) -> int:
-    return sum(count for key, count in tally.failed.items() if key.startswith(kind + " "))
-
-
-def _pairs(counter: dict[str, int]) -> str:
-    return ",".join(f"{key}:{value}" for key, value in sorted(counter.items())) or "none"
-
-
 async def soak(plan: SoakPlan, log_dir: Path | None = None) -> tuple[str, bool]:
     from mcp_bridge.config.loader import reset_settings
     from mcp_bridge.runtime import get_bridge, reset_bridge
@@ -262,25 +220,30 @@ async def soak(plan: SoakPlan, log_dir: Path | None = None) -> tuple[str, bool]:
         runner = Soak(plan, stack, Functions())
         callers = await runner.run()
         line, passed = report(runner, callers, time.monotonic() - started, await get_bridge())
-        _save_samples(stack.log_dir / "soak-samples.json", runner)
+        save_samples(stack.log_dir / "soak-samples.json", runner)
+        save_object_growth(stack.log_dir / "object-growth.txt", runner.kinds_first, runner.kinds_last)
+        if tracemalloc.is_tracing():
+            write_memory_growth(stack.log_dir / "memory-growth.txt")
         await reset_bridge()
         return line, passed
     finally:
         stack.stop()
 
 
-def _save_samples(path: Path, runner: Soak) -> None:
-    """Every sample, quiet ones marked, and the death windows: what the SOAK line was made from."""
-    import json
-    from dataclasses import asdict
-
-    quiet = {id(sample) for sample in runner.quiet}
-    samples = [{**asdict(sample), "quiet": id(sample) in quiet} for sample in runner.meter.samples]
-    windows = [
-        [start - runner.meter.started, end - runner.meter.started] for start, end in runner.restarts.windows
-    ]
-    path.write_text(json.dumps({"samples": samples, "death_windows": windows}, indent=1))
-    print(f"soak: samples in {path}", file=sys.stderr)
+def write_memory_growth(path: Path, top: int = 30) -> None:
+    """What tracemalloc saw allocated since the warm-up and still held, biggest first."""
+    gc.collect()
+    snapshot = tracemalloc.take_snapshot().filter_traces(
+        [tracemalloc.Filter(False, tracemalloc.__file__), tracemalloc.Filter(False, "<frozen importlib*")]
+    )
+    tracemalloc.stop()
+    lines = [f"{stat.size / 1024:.1f} KiB in {stat.count} blocks: {stat.traceback}"
+             for stat in snapshot.statistics("lineno")[:top]]  # fmt: skip
+    for stat in snapshot.statistics("traceback")[: top // 3]:
+        lines.append(f"\n{stat.size / 1024:.1f} KiB in {stat.count} blocks, allocated from:")
+        lines.extend("    " + line for line in stat.traceback.format(limit=12))
+    path.write_text("\n".join(lines) + "\n")
+    print(f"soak: memory still held since the warm-up in {path}", file=sys.stderr)
 
 
 def _log_to(path: Path) -> None:
@@ -302,7 +265,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--warm-up", type=float, default=None, help="default: 120 s, or a third of a short run"
     )
-    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--random-state", type=int, default=defaults.seed)
+    parser.add_argument("--malloc-trim", action="store_true", help="malloc_trim(0) before quiet samples")
+    parser.add_argument("--trace-memory", action="store_true", help="tracemalloc from the warm-up's end")
     args = parser.parse_args(argv)
     plan = SoakPlan(
         seconds=args.seconds,
@@ -311,7 +276,9 @@ def main(argv: list[str] | None = None) -> int:
         restart_every=args.restart_every,
         token_lifetime_seconds=args.token_lifetime,
         warm_up_seconds=args.warm_up if args.warm_up is not None else min(120.0, args.seconds / 3),
-        seed=args.seed,
+        seed=args.random_state,
+        trace_memory=args.trace_memory,
+        malloc_trim=args.malloc_trim,
     )
     line, passed = asyncio.run(soak(plan))
     print(line, flush=True)

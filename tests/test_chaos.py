@@ -1,7 +1,7 @@
 """Chaos's short form: 50 callers against two regions of a third-party MCP server (`mcp` 1.30.0 from
 the conformance matrix) while a seeded driver kills, restarts, hangs and fronts them.
 
-`make soak` runs it for 3 minutes (docs/reliability.md); here for 25 seconds with a fixed seed.
+`make soak` runs it for 3 minutes (docs/reliability.md); here for 25 seconds with a fixed random state.
 It runs as its own process, as the full run does. The server's own log counts every tool run.
 """
 
@@ -22,7 +22,7 @@ PEER = "mcp-1.30"
 def test_chaos_loses_no_safe_call_and_runs_nothing_twice():
     assert installed(next(p for p in PEERS if p.name == PEER)), "`make test` installs the peers (make peers)"
     run = subprocess.run(
-        [sys.executable, "-m", "reliability.chaos", "--peer", PEER, "--seconds", "25", "--seed", "7"],
+        [sys.executable, "-m", "reliability.chaos", "--peer", PEER, "--seconds", "25", "--random-state", "7"],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=150,
     )  # fmt: skip
     lines = [line for line in run.stdout.splitlines() if line.startswith("CHAOS ")]

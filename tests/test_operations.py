@@ -408,3 +408,32 @@ async def test_within_the_wait_a_task_that_needs_input_fails_fast_and_says_why(s
     assert reply.status == 422, reply.body
     assert reply.json["type"].endswith(":tool-error")
     assert "does not support form elicitation" in reply.json["content"][0]["text"]
+
+
+async def test_the_session_holding_a_task_is_never_closed_and_never_shown(servers, bridge_at, functions):
+    """server-everything drops a session's tasks with the session: the bridge never DELETEs one that
+    holds tasks, and its id (the key to that session) appears in no answer."""
+    from mcp_bridge.runtime import get_bridge
+
+    everything = servers["everything"]
+    await bridge_at(mcp_url(everything))
+    closes = log_count(everything, "Received session termination request")
+    assert (await functions.call_tool("echo", {"message": "hi"}, headers=ALICE)).status == 200
+    await reset_bridge()
+    assert log_count(everything, "Received session termination request") == closes + 1  # the usual close
+    started = await functions.call_tool(
+        RESEARCH, {"topic": "x"}, headers={**ALICE, "Prefer": "respond-async"}
+    )
+    operation_id = operation_of(started)
+    session_id = (await get_bridge()).endpoints[0].session_id
+    assert session_id
+    polled = await get(functions, operation_id)
+    canceled = await cancel(functions, operation_id)
+    closes = log_count(everything, "Received session termination request")
+
+    await reset_bridge()  # what an instance shutting down does: close every session
+
+    assert log_count(everything, "Received session termination request") == closes
+    for reply in (started, polled, canceled):
+        assert session_id.encode() not in reply.body
+        assert all(session_id not in value for value in reply.headers.values())

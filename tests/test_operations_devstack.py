@@ -103,3 +103,30 @@ async def test_respond_async_with_wait_answers_the_result_when_it_is_ready_in_ti
     assert slow.status == 202, slow.body
     assert header(slow, "Preference-Applied") == "respond-async, wait=1"
     await cancel(functions, operation_of(slow), {})
+
+
+async def test_progress_shows_as_percent_complete_where_the_server_sends_it(scheduler, era, functions):
+    """2025-11-25: the task's progress token stays valid, and the devstack sends `notifications/progress`
+    with a total on the session's stream. 2026-07-28 tasks carry no progress: `statusMessage` only."""
+    calendars = [f"p{n}@contoso.example" for n in range(8)]
+    arguments = {"calendars": calendars, "scan_seconds": 4, **WEEKDAYS}
+    started = await functions.call_tool(FIND, arguments, headers={"Prefer": "respond-async"})
+    assert started.status == 202, started.body
+    operation_id = operation_of(started)
+
+    seen: list[dict[str, Any]] = []
+    for _ in range(30):
+        reply = await get(functions, operation_id, {})
+        seen.append(reply.json.get("progress") or {})
+        if reply.json["status"] != "Running":
+            break
+        await asyncio.sleep(0.4)
+
+    percents = [p["percentComplete"] for p in seen if "percentComplete" in p]
+    messages = {p.get("statusMessage") for p in seen} - {None}
+    assert any("of 8 calendars" in message for message in messages), messages
+    if era == "legacy":
+        assert any(0 < percent < 100 for percent in percents), seen
+        assert percents == sorted(percents)
+    else:
+        assert percents == []

@@ -24,6 +24,7 @@ from ..upstream.session import ConnectFailed, UpstreamSession
 from ..upstream.tokens import TokenProvider
 from ..upstream.wire import WireTrace, current_trace
 from .outcomes import OutcomeMapper, RetryableFailure, input_required
+from .progress import progress_callback
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -66,7 +67,12 @@ class AttemptRunner:
         tool = await self.checked_tool(attempt, name, arguments)
         client = await self.client(attempt)
         limit = attempt.limit(splittable=tool.idempotent)
-        result, trace = await _traced(client.call_tool(name, arguments), limit, idempotent=tool.idempotent)
+        on_progress = progress_callback()  # every call carries a progressToken (calls.progress)
+        result, trace = await _traced(
+            client.call_tool(name, arguments, progress_callback=on_progress),
+            limit,
+            idempotent=tool.idempotent,
+        )
         if trace.input_requested is not None:
             raise input_required(name, session.url, trace.input_requested)
         if isinstance(result, types.CallToolResult):
@@ -77,7 +83,7 @@ class AttemptRunner:
             _LOGGER.info("Session lost at %s; reconnecting once", session.url)
             client = await self._reconnect(session, client)
             result, trace = await _traced(
-                client.call_tool(name, arguments),
+                client.call_tool(name, arguments, progress_callback=on_progress),
                 attempt.limit(splittable=tool.idempotent),
                 idempotent=tool.idempotent,
             )

@@ -68,7 +68,12 @@ def refused_for_want_of_tasks(problem: Problem) -> bool:
 
 
 async def start_task(
-    bridge: SchedulerBridge, name: str, arguments: dict[str, Any], *, ttl_ms: int
+    bridge: SchedulerBridge,
+    name: str,
+    arguments: dict[str, Any],
+    *,
+    ttl_ms: int,
+    progress_token: str | None = None,
 ) -> TaskStart:
     """Create the task on the best endpoint (raises `Problem`s, as `call_tool` does)."""
     runner = bridge._attempt  # one room: the call path's own runner and failover loop
@@ -88,7 +93,13 @@ async def start_task(
             timeout = limit if limit is not None else max(0.1, attempt.deadline - _now())
             try:
                 started = await task_wire.start(
-                    bridge.http_client, route, name, arguments, ttl_ms=ttl_ms, within=timeout
+                    bridge.http_client,
+                    route,
+                    name,
+                    arguments,
+                    ttl_ms=ttl_ms,
+                    within=timeout,
+                    progress_token=progress_token,
                 )
             except TaskWireError as error:
                 if error.kind == "lost" and not resend:

@@ -75,6 +75,9 @@ class EnvVar:
     # Long-running operations (mcp_bridge.operations)
     OPERATIONS_RETENTION_SECONDS = "OPERATIONS_RETENTION_SECONDS"
     OPERATIONS_MAX_PER_CALLER = "OPERATIONS_MAX_PER_CALLER"
+    # HTTP streams (Server-Sent Events), read at indexing by mcp_bridge.functions.http_streams
+    HTTP_STREAMS = "HTTP_STREAMS"
+    INIT_INDEXING = "PYTHON_ENABLE_INIT_INDEXING"
 
 
 def _split_csv(value: object) -> object:

@@ -3,6 +3,8 @@
     GET  /api/operations/{id}              the status monitor
     POST /api/operations/{id}/cancel       `tasks/cancel`; 409 once the operation has finished
 
+and the same under `/api/servers/{server}/` for each upstream's operations (`servers_api`).
+
 How a tool call becomes an operation (the 202 that names these routes) is `task_calls`.
 """
 
@@ -28,14 +30,14 @@ async def _cancel_operation(req: func.HttpRequest) -> func.HttpResponse:
 
 async def _on_operation(req: func.HttpRequest, *, cancel: bool) -> func.HttpResponse:
     from ..callers.access import caller_of, may_call
-    from ..config.loader import load_settings
     from ..operations.service import operations_for
     from ..runtime import get_bridge
+    from .tools_api import upstream_settings
 
-    settings = load_settings()
+    settings = upstream_settings(req)  # `/api/servers/{server}/operations/...`: that upstream's
     caller = caller_of(req.headers, settings)
     operation_id = req.route_params.get("operation_id", "")
-    operations = await operations_for(await get_bridge(), settings)
+    operations = await operations_for(await get_bridge(settings.upstream_name), settings)
     instance = urlsplit(req.url).path
     # The caller must still hold the tool's role: one taken away since hides the operation too.
     allowed = lambda tool: may_call(caller, tool, settings)  # noqa: E731

@@ -108,7 +108,7 @@ async def start_operation(
         return _finished(record, headers)
     audit.report(outcome="accepted", status=202, attempts=1, endpoint=record.endpoint)
     view = _monitor(operation_id, record, started)
-    headers["Operation-Location"] = _location(req, operation_id)
+    headers["Operation-Location"] = _location(req, operation_id, settings.upstream_name)
     headers["Retry-After"] = str(max(1, math.ceil(record.poll_interval_ms / 1000)))
     return func.HttpResponse(
         body=view.to_json(), status_code=202, mimetype="application/json", headers=headers
@@ -137,10 +137,14 @@ def _finished(record: OperationRecord, headers: dict[str, str]) -> func.HttpResp
     )
 
 
-def _location(req: func.HttpRequest, operation_id: str) -> str:
-    """The monitor's absolute URL, never with the caller's query string (it may hold a key)."""
+def _location(req: func.HttpRequest, operation_id: str, upstream: str) -> str:
+    """The monitor's absolute URL, never with the caller's query string (it may hold a key); under
+    `/api/servers/{server}/` when another upstream than the default runs the task."""
+    from ..config.upstreams import DEFAULT_UPSTREAM
+
     parts = urlsplit(req.url)
-    return f"{parts.scheme}://{parts.netloc}/api/operations/{operation_id}"
+    prefix = "/api" if upstream == DEFAULT_UPSTREAM else f"/api/servers/{upstream}"
+    return f"{parts.scheme}://{parts.netloc}{prefix}/operations/{operation_id}"
 
 
 def _seconds(value: str | None) -> float | None:

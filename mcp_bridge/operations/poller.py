@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import httpx2
 
-from ..upstream import task_wire
+from ..upstream import task_progress, task_wire
 from ..upstream.task_wire import TaskRoute, TaskSnapshot, TaskWireError
 
 MIN_INTERVAL_SECONDS = 0.2
@@ -71,7 +71,7 @@ class TaskPoller:
             return reading.snapshot
         if reading.pending is None:
             reading.pending = asyncio.create_task(
-                self._fetch(reading, route, task_id, interval_ms), context=contextvars.Context()
+                self._fetch(key, reading, route, task_id, interval_ms), context=contextvars.Context()
             )
         return await asyncio.shield(reading.pending)
 
@@ -80,7 +80,7 @@ class TaskPoller:
         self._readings.pop(key, None)
 
     async def _fetch(
-        self, reading: _Reading, route: TaskRoute, task_id: str, interval_ms: int | None
+        self, key: str, reading: _Reading, route: TaskRoute, task_id: str, interval_ms: int | None
     ) -> TaskSnapshot:
         interval = interval_ms
         try:
@@ -93,6 +93,7 @@ class TaskPoller:
                     if snapshot.status == "completed" or error.kind in ("unreachable", "unknown"):
                         raise
                     snapshot.error = {"code": error.code, "message": str(error)}
+            snapshot.progress = task_progress.latest(task_progress.token_for(key))
             reading.snapshot, reading.error = snapshot, None
             interval = snapshot.poll_interval_ms or interval_ms
             return snapshot

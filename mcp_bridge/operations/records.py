@@ -34,6 +34,8 @@ class OperationRecord(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     owner: str
+    upstream: str = "scheduler"
+    """Which upstream (MCP_UPSTREAMS) runs the task: its routes alone show the operation."""
     tool: str
     endpoint: str
     protocol_version: str

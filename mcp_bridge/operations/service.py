@@ -29,7 +29,7 @@ from ..problems import (
     TaskLost,
     UpstreamFailed,
 )
-from ..upstream import task_wire
+from ..upstream import task_progress, task_wire
 from ..upstream.task_wire import TaskSnapshot, TaskWireError
 from ..upstream.wire import keep_session
 from . import events, ids, monitor
@@ -90,7 +90,13 @@ class Operations:
             owner, operation_id, limit=settings.operations_max_per_caller, expires_at=expires_at
         )
         try:
-            started = await start_task(self.bridge, name, arguments, ttl_ms=int(retention * 1000))
+            started = await start_task(
+                self.bridge,
+                name,
+                arguments,
+                ttl_ms=int(retention * 1000),
+                progress_token=task_progress.token_for(ids.digest(operation_id)),
+            )
         except BaseException:
             await _quietly(self.store.release(owner, operation_id))
             raise
@@ -106,6 +112,7 @@ class Operations:
         created = task.created_at or monitor.now_iso()
         record = OperationRecord(
             owner=owner,
+            upstream=settings.upstream_name,
             tool=name,
             endpoint=started.endpoint,
             protocol_version=started.route.protocol_version,
@@ -307,7 +314,12 @@ class Operations:
         if not ids.well_formed(operation_id):
             raise OperationNotFound(NOT_FOUND)
         found = await self.store.read(operation_id)
-        if found is None or found[0].owner != owner_of(caller) or not may_call(found[0].tool):
+        if (
+            found is None
+            or found[0].owner != owner_of(caller)
+            or found[0].upstream != self.settings.upstream_name  # another upstream's: its routes only
+            or not may_call(found[0].tool)
+        ):
             raise OperationNotFound(NOT_FOUND)
         return found
 
@@ -327,6 +339,7 @@ class Operations:
     ) -> OperationRecord:
         record = await self.store.finish(operation_id, ended, etag)
         self.poller.forget(ids.digest(operation_id))
+        task_progress.forget(task_progress.token_for(ids.digest(operation_id)))
         await _quietly(self.store.release(record.owner, operation_id))
         slug = str((record.error or {}).get("type", "")).rsplit(":", 1)[-1] or record.status.lower()
         events.record(
@@ -344,16 +357,16 @@ async def _quietly(step: Any) -> None:
         _LOGGER.info("Updating the per-caller operation index failed: %s", type(exc).__name__)
 
 
-_operations: Operations | None = None
+_operations: dict[str, Operations] = {}
 
 
 async def operations_for(bridge: SchedulerBridge, settings: BridgeSettings) -> Operations:
-    """The process's one `Operations`, rebuilt when the bridge or the store changes (tests)."""
-    global _operations
+    """The process's one `Operations` per upstream (`settings.upstream_name`), rebuilt when the
+    bridge or the store changes (tests)."""
     from ..idempotency.shared import store_for
 
     store = await store_for(settings)
-    current = _operations
+    current = _operations.get(settings.upstream_name)
     if current is None or current.bridge is not bridge or current.store.store is not store:
-        current = _operations = Operations(bridge, settings, OperationStore(store))
+        current = _operations[settings.upstream_name] = Operations(bridge, settings, OperationStore(store))
     return current

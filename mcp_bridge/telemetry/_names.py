@@ -47,6 +47,7 @@ RESPONSE_STATUS_CODE: Final = "scheduler_bridge.response.status_code"
 """The HTTP status the bridge answered its caller with (not the Scheduler's)."""
 ATTEMPTS: Final = "scheduler_bridge.attempts"
 ENDPOINT: Final = "scheduler_bridge.endpoint"
+UPSTREAM: Final = "scheduler_bridge.upstream"  # which MCP server (MCP_UPSTREAMS): a low-cardinality name
 FAILOVER_SCOPE: Final = "scheduler_bridge.failover.scope"
 FAILOVER_FROM: Final = "scheduler_bridge.failover.from"
 FAILOVER_TO: Final = "scheduler_bridge.failover.to"

@@ -23,6 +23,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
+from . import task_progress
 from .catalog import ToolCatalog
 from .wire import WireTrace, current_trace
 
@@ -233,6 +234,8 @@ class UpstreamSession:
         ):
             _LOGGER.info("Tool list changed at %s", self.url)
             self.invalidate_catalog()
+        elif isinstance(message, types.ProgressNotification):
+            task_progress.note(message)  # a task's progress, after its tools/call answered
 
     async def _follow_tool_changes(self, client: Client) -> None:
         """On 2026-07-28 sessions list_changed arrives only through `subscriptions/listen`."""

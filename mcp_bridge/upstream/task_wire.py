@@ -130,10 +130,13 @@ async def start(
     *,
     ttl_ms: int,
     within: float,
+    progress_token: str | None = None,
 ) -> TaskSnapshot | dict[str, Any]:
     """`tools/call` as a task: the created task, or the plain `CallToolResult` of a server that
     answered at once (2026-07-28 servers decide per request)."""
     params: dict[str, Any] = {"name": name, "arguments": arguments}
+    if progress_token is not None:
+        params["_meta"] = {"progressToken": progress_token}
     if not route.modern:
         params["task"] = {"ttl": ttl_ms}
     raw = await request(http, route, "tools/call", params, routing_name=name, within=within)

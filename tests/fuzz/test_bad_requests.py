@@ -1,5 +1,5 @@
-"""A sample of the 10,000 bad requests (`make fuzz` runs them all, docs/reliability.md): the seed
-corpus plus 500 generated from a fixed seed, sent raw to function_app.py in the devstack host.
+"""A sample of the 10,000 bad requests (`make fuzz` runs them all, docs/reliability.md): the replay
+corpus plus 500 generated from a fixed random state, sent raw to function_app.py in the devstack host.
 
 Every one must end as a documented problem (or the host's 401 for a missing or wrong function key),
 never a 5xx, never an accepted call, never a tool run at the Scheduler. The checker itself is held
@@ -14,7 +14,7 @@ import sys
 
 from devstack.processes import REPO_ROOT
 from reliability.fuzz import CORPUS, Answer, Checker, read_corpus
-from reliability.fuzz_inputs import BadRequest
+from reliability.fuzz_requests import BadRequest
 
 from ..test_soak import fields
 
@@ -44,7 +44,7 @@ def test_the_checker_tells_a_documented_problem_from_everything_else():
     assert checker.outcome(REQUEST, Answer(401, {}, b"")).startswith("failure"), "401 only for key requests"
 
 
-def test_the_seed_corpus_replays_every_kind():
+def test_the_replay_corpus_holds_every_kind():
     corpus = read_corpus()
     assert len(corpus) >= 90, CORPUS
     assert {request.kind for request in corpus} == {
