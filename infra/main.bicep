@@ -89,6 +89,11 @@ param maximumInstanceCount int = 100
 @description('Memory of each instance in MB.')
 param instanceMemoryMB int = 2048
 
+@minValue(1)
+@maxValue(1000)
+@description('Most HTTP requests one instance is given at once (Flex Consumption scaleAndConcurrency.triggers.http.perInstanceConcurrency); the platform adds instances for the rest. The default is the knee `make bench` measured for one worker process on a 2048 MB instance (docs/deployment.md): raise it with instanceMemoryMB 4096, lower it for 512.')
+param httpPerInstanceConcurrency int = 8
+
 @description('Spread the plan\'s instances over availability zones; only in regions that offer it for Flex Consumption.')
 param zoneRedundant bool = false
 
@@ -217,6 +222,7 @@ module app 'core/functionapp.bicep' = {
     alwaysReadyInstances: alwaysReadyInstances
     maximumInstanceCount: maximumInstanceCount
     instanceMemoryMB: instanceMemoryMB
+    httpPerInstanceConcurrency: httpPerInstanceConcurrency
     zoneRedundant: zoneRedundant
     subnetId: vnetEnabled ? (empty(existingSubnetId) ? network.outputs.appSubnetId : existingSubnetId) : ''
   }

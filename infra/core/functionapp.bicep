@@ -30,6 +30,9 @@ param alwaysReadyInstances int
 param maximumInstanceCount int
 param instanceMemoryMB int
 
+@description('scaleAndConcurrency.triggers.http.perInstanceConcurrency: HTTP requests one instance takes at once.')
+param httpPerInstanceConcurrency int
+
 @description('Spread instances over availability zones (regions that offer it for Flex Consumption).')
 param zoneRedundant bool
 
@@ -221,6 +224,11 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         maximumInstanceCount: maximumInstanceCount
         instanceMemoryMB: instanceMemoryMB
         alwaysReady: alwaysReadyInstances > 0 ? httpAlwaysReady : []
+        triggers: {
+          http: {
+            perInstanceConcurrency: httpPerInstanceConcurrency
+          }
+        }
       }
       runtime: {
         name: 'python'
