@@ -72,7 +72,7 @@ class LiveDocument:
                 "Serving the OpenAPI document from the last listing: listing failed (%s)", problem.slug
             )
             return self._listing
-        self._listing = tuple(_as_callable(bridge, entry.tool) for entry in listed)
+        self._listing = tuple(as_callable(bridge, entry.tool) for entry in listed)
         return self._listing
 
     def render(
@@ -119,7 +119,7 @@ def listing_for(upstream: str, *, default: bool) -> LiveDocument:
     return _listings.setdefault(upstream, LiveDocument())
 
 
-def _as_callable(bridge: SchedulerBridge, tool: Tool) -> Tool:
+def as_callable(bridge: SchedulerBridge, tool: Tool) -> Tool:
     """The tool with the task support a caller meets: a 2026-07-28 server that serves the tasks
     extension lists none, yet may make any call a task (`calls.tasks.effective_support`)."""
     from mcp_types import ToolExecution
