@@ -17,6 +17,7 @@ from pydantic.json_schema import models_json_schema
 
 from .. import models
 from ..config.upstreams import DEFAULT_UPSTREAM
+from ..tool_openapi.operations import TAG as TOOLS_TAG
 from ..tool_openapi.servers import add_server_routes, tag_description
 from .tools_api import CONVERSATION_ID
 
@@ -227,7 +228,7 @@ def document(
     server_url: str = "/api",
     hidden: frozenset[str] = frozenset(),
     tools: Sequence[Tool] | None = None,
-    tag: str = DEFAULT_UPSTREAM,
+    tag: str = TOOLS_TAG,
 ) -> dict[str, Any]:
     """The OpenAPI 3.1 document; `health_auth` is the live `HEALTH_AUTH_LEVEL`, the operations named
     in `hidden` (function names) are left out: the caller may not use them. `tools` are the tools
@@ -268,7 +269,7 @@ def document(
             tools,
             generic_path="/tools/{tool_name}",
             tag=tag,
-            tag_description=tag_description(tag, default=True),
+            tag_description=tag_description(DEFAULT_UPSTREAM, default=True),
         )
     add_server_routes(described, hidden=hidden)  # after the tools: their enum is not a server's
     return described
