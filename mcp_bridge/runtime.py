@@ -253,8 +253,8 @@ def build_bridge(
 
 async def warm_up() -> dict[str, str]:
     """Pay before traffic arrives what the first request would: the deferred imports, the settings,
-    the credential and a token, then for every configured endpoint an MCP session and its tool
-    listing, and a first probe round. Returns each endpoint's outcome ("ready" or why not); never
+    the credential and a token, then for every configured endpoint of every upstream an MCP session
+    and its tool listing, and a first probe round. Returns each endpoint's outcome ("ready" or why not); never
     raises for an endpoint, since an instance must still start when a region is down (the call
     path fails over)."""
     # What the request handlers import on first use (mcp_bridge/functions/tools_api.py).
@@ -262,7 +262,16 @@ async def warm_up() -> dict[str, str]:
     from .callers import access, audit  # noqa: F401
     from .calls import outcomes  # noqa: F401
 
-    bridge = await get_bridge()
+    await get_bridge()  # the default's failure (bad settings, Key Vault down) is the warm-up's
+    built = await all_bridges()
+    warmed = await asyncio.gather(
+        *(_warm(bridge) for bridge in built.values() if not isinstance(bridge, Exception))
+    )
+    return {url: state for states in warmed for url, state in states.items()}
+
+
+async def _warm(bridge: SchedulerBridge) -> dict[str, str]:
+    """One upstream's warm-up: its token, each endpoint's session and listing, a probe round."""
     if bridge.tokens is not None:
         await bridge.tokens.get_token()
     limit = bridge.settings.scheduler_timeout_seconds
@@ -272,7 +281,7 @@ async def warm_up() -> dict[str, str]:
             async with asyncio.timeout(limit):
                 await session.client()
                 await session.catalog()
-        except Exception as exc:  # reported, not raised: see the docstring
+        except Exception as exc:  # reported, not raised: see warm_up
             return f"not ready ({type(exc).__name__})"
         return "ready"
 
