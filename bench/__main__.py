@@ -31,6 +31,8 @@ from .latency import run_latency
 from .report import Report
 from .rig import build_rig
 from .stack import start_stack
+from .streams import run_streams
+from .tasks import run_tasks
 from .wan import run_wan
 
 
@@ -48,6 +50,7 @@ class Plan:
     import_runs: int = 11
     first_runs: int = 3
     idempotency_rounds: int = 200
+    task_rounds: int = 30
     wan_delay: float = 0.035  # one way
     wan_dense_rounds: int = 30
     wan_slots: int = 6  # sparse clients of each kind at once
@@ -65,6 +68,7 @@ class Plan:
             import_runs=3,
             first_runs=1,
             idempotency_rounds=40,
+            task_rounds=8,
             wan_dense_rounds=9,
             wan_slots=2,
             wan_sparse_calls=1,
@@ -136,6 +140,14 @@ async def run(plan: Plan) -> Report:
             seconds=plan.http_seconds,
             rounds=plan.http_rounds,
         )
+        _progress("over HTTP, HTTP streams on vs off", started)
+        streams = await asyncio.to_thread(
+            run_streams,
+            rig,
+            connections=plan.http_connections,
+            seconds=plan.http_seconds,
+            rounds=plan.http_rounds,
+        )
         _progress(f"WAN: TLS, {plan.wan_delay * 1000:.0f} ms each way, dense and sparse", started)
         wan = await run_wan(
             rig,
@@ -150,6 +162,8 @@ async def run(plan: Plan) -> Report:
         await asyncio.to_thread(stack.east.restart)  # the failover section killed it
         _progress("idempotency keys", started)
         idempotency = await run_idempotency(rig, rounds=plan.idempotency_rounds)
+        _progress("long-running operations", started)
+        tasks = await run_tasks(rig, rounds=plan.task_rounds)
     finally:
         await reset_bridge()
         stack.stop()
@@ -164,7 +178,9 @@ async def run(plan: Plan) -> Report:
         failover=failover,
         idempotency=idempotency,
         wan=wan,
+        tasks=tasks,
         elapsed_seconds=time.perf_counter() - started,
+        streams=streams,
     )
 
 

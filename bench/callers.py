@@ -42,14 +42,26 @@ class Identity:
     resource: str
 
 
+_registered: dict[str, Any] = {}
+
+
+def registered_function(name: str) -> Any:
+    """A function of `function_app`, as the worker calls it (the app is indexed once: a second
+    `get_functions()` refuses the names it has already seen)."""
+    if not _registered:
+        import function_app
+
+        _registered.update(
+            {f.get_function_name(): f.get_user_function() for f in function_app.app.get_functions()}
+        )
+    return _registered[name]
+
+
 class BridgeCaller:
     """`POST /api/tools/{tool}` through `function_app`, in-process."""
 
     def __init__(self, function_name: str = "call_tool") -> None:
-        import function_app
-
-        functions = {f.get_function_name(): f for f in function_app.app.get_functions()}
-        self._function = functions[function_name].get_user_function()
+        self._function = registered_function(function_name)
 
     async def invoke(
         self, arguments: dict[str, Any], tool: str = STATUS_TOOL, *, headers: dict[str, str] | None = None

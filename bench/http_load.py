@@ -76,12 +76,13 @@ class HttpResult:
     levels: list[HttpLevel]
 
 
-def start_bench_host(rig: Rig) -> tuple[ManagedProcess, str]:
+def start_bench_host(rig: Rig, *, extra_env: dict[str, str] | None = None) -> tuple[ManagedProcess, str]:
     key = secrets.token_hex(16)
     env = {
         **rig.stack.bridge_env("modern"),
         "DEVSTACK_FUNCTION_KEY": key,
         "DEVSTACK_MASTER_KEY": secrets.token_hex(16),
+        **(extra_env or {}),
     }
     host = start_host(
         port=free_port(),

@@ -12,6 +12,9 @@ from .http_load import HttpResult
 from .idempotency import StoreCost
 from .latency import LatencyResult
 from .stats import median
+from .streams import StreamsResult
+from .tasks import TasksResult
+from .tasks import table as tasks_table
 from .wan import WanResult
 
 RESULT_KEYS = (
@@ -27,9 +30,13 @@ RESULT_KEYS = (
     "p6_failed_safe_requests",
     "failover_ms",
     "idempotency_blob_extra_ms",
+    "task_sync_over_plain",
+    "task_sync_over_plain_modern",
+    "task_polls_per_interval",
     "first_request_after_warmup_ms",
     "wan_sparse_over_dense",
     "wan_naive_over_bridge",
+    "http_streams_p50_over_classic",
 )
 
 
@@ -43,7 +50,9 @@ class Report:
     failover: FailoverResult
     idempotency: list[StoreCost]
     wan: WanResult
+    tasks: TasksResult
     elapsed_seconds: float
+    streams: StreamsResult | None = None
 
     def result(self) -> dict[str, float | int]:
         modern = next(c for c in self.concurrency if c.era == "modern")
@@ -63,9 +72,13 @@ class Report:
             if math.isfinite(self.failover.failover_ms)
             else -1,
             "idempotency_blob_extra_ms": round(self.idempotency[-1].extra_ms, 2),
+            "task_sync_over_plain": round(self.tasks.sync_over_plain, 3),
+            "task_sync_over_plain_modern": round(self.tasks.ratio("modern"), 3),
+            "task_polls_per_interval": max(self.tasks.polls_per_wave),
             "first_request_after_warmup_ms": round(median(self.cold.after_warmup_ms), 1),
             "wan_sparse_over_dense": round(self.wan.sparse_over_dense, 3),
             "wan_naive_over_bridge": round(self.wan.naive_over_bridge, 2),
+            "http_streams_p50_over_classic": round(self.streams.p50_ratio, 3) if self.streams else -1,
         }
 
     def _wan_lines(self) -> list[str]:
@@ -189,6 +202,8 @@ class Report:
                 f"{level.p99_ms('raw'):.1f} / {level.p99_ms('host'):.1f} | "
                 f"{level.errors('raw')} / {level.errors('host')} |"
             )
+        if self.streams is not None:
+            out += ["", *[line for line in self.streams.lines() if not line.startswith("RESULT")]]
         cold = self.cold
         out += [
             "",
@@ -245,6 +260,7 @@ class Report:
             "",
         ]
         out += self._wan_lines()
+        out += ["", "### Long-running operations (findCommonSlot, medians)", "", *tasks_table(self.tasks), ""]
         result = self.result()
         out.append("RESULT " + " ".join(f"{key}={result[key]}" for key in RESULT_KEYS))
         return out

@@ -50,6 +50,7 @@ from devstack.host_http import (
     presented_key,
     to_function_request,
 )
+from devstack.host_streams import stream_request, stream_response, streams_enabled
 from devstack.host_timers import run_timer
 from devstack.local_settings import (
     DEFAULT_ROUTE_PREFIX,
@@ -88,6 +89,9 @@ def build_host_app(
         function_app, route_prefix=route_prefix, script_dir=script_dir
     )
     warmups = warmups if warm_up else []
+    streams = streams_enabled()  # HTTP streams: every HTTP function takes and answers FastAPI types
+    if streams:
+        _LOGGER.info("HTTP streams on: requests and responses pass through as FastAPI objects")
     keys = HostKeys(function_key=function_key, master_key=master_key)
     for function in http_functions:
         _LOGGER.info(
@@ -120,7 +124,7 @@ def build_host_app(
             headers = authenticated
         if not is_authorized(function.auth_level, presented_key(request), keys):
             return Response(status_code=401)
-        return await _invoke_http(function, request, route_values, headers)
+        return await _invoke_http(function, request, route_values, headers, streams=streams)
 
     async def ping(_request: Request) -> Response:
         return Response(status_code=200)
@@ -177,7 +181,12 @@ def build_host_app(
 
 
 async def _invoke_http(
-    function: HttpFunction, request: Request, route_values: dict[str, str], headers: dict[str, str] | None
+    function: HttpFunction,
+    request: Request,
+    route_values: dict[str, str],
+    headers: dict[str, str] | None,
+    *,
+    streams: bool = False,
 ) -> Response:
     invocation_id = uuid.uuid4()
     _LOGGER.info(
@@ -190,8 +199,11 @@ async def _invoke_http(
     started = time.monotonic()
     current = host_logging.CURRENT_FUNCTION.set(function.name)
     try:
-        result = await function.invoke(await to_function_request(request, route_values, headers))
-        response = from_function_response(result, method=request.method)
+        if streams:
+            response = stream_response(await function.invoke(stream_request(request, route_values, headers)))
+        else:
+            result = await function.invoke(await to_function_request(request, route_values, headers))
+            response = from_function_response(result, method=request.method)
     except Exception:
         _LOGGER.exception("Executed 'Functions.%s' (Failed, Id=%s)", function.name, invocation_id)
         return Response(status_code=500)

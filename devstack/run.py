@@ -143,11 +143,16 @@ def curl_examples(plan: DevstackPlan) -> list[str]:
         f'curl -s -w "\\n" "{base}/conversations/$id/status?code={code}"',
         "# health",
         f'curl -s -w "\\n" "{base}/health?code={code}"',
+        "# watch a tool's progress as Server-Sent Events (HTTP streams; docs/streaming.md)",
+        f'curl -sN -X POST "{base}/tools/findCommonSlot?code={code}" '
+        "-H 'Accept: text/event-stream' -H 'content-type: application/json' "
+        f"-d {shlex.quote(SSE_SEARCH)}",
         *_caller_examples(plan, base, body),
         *long_running_examples(base, code),
     ]
 
 
+SSE_SEARCH = '{"calendars":["alice@example.com","bob@example.com","carol@example.com"],"scan_seconds":3}'
 LONG_RUNNING_HEADING = "# a long-running tool as an Azure long-running operation"
 
 

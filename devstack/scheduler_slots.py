@@ -79,8 +79,17 @@ def busy_blocks(calendar: str, day: date) -> list[tuple[datetime, datetime]]:
 def earliest_common_slot(
     busy: list[tuple[datetime, datetime]], start: datetime, end: datetime, duration: timedelta
 ) -> datetime | None:
-    """The earliest quarter-hour start in [start, end] where `duration` fits work hours, clear of `busy`."""
-    candidate = _next_quarter_hour(start)
+    """The earliest quarter-hour start in [start, end] where `duration` fits work hours, clear of `busy`.
+
+    One sweep over the merged busy blocks: linear in the calendars read, however long the window.
+    """
+    merged: list[tuple[datetime, datetime]] = []
+    for block_start, block_end in sorted(busy):
+        if merged and block_start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], block_end))
+        else:
+            merged.append((block_start, block_end))
+    candidate, index = _next_quarter_hour(start), 0
     while candidate + duration <= end:
         day = candidate.date()
         opens, closes = datetime.combine(day, WORKDAY_START), datetime.combine(day, WORKDAY_END)
@@ -90,12 +99,12 @@ def earliest_common_slot(
         if candidate < opens:
             candidate = opens
             continue
-        clash = next(
-            (b_end for b_start, b_end in busy if b_start < candidate + duration and candidate < b_end), None
-        )
-        if clash is None:
-            return candidate
-        candidate = _next_quarter_hour(clash)
+        while index < len(merged) and merged[index][1] <= candidate:
+            index += 1
+        if index < len(merged) and merged[index][0] < candidate + duration:
+            candidate = _next_quarter_hour(merged[index][1])
+            continue
+        return candidate
     return None
 
 

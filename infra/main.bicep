@@ -51,6 +51,9 @@ param schedulerStrictArguments bool = true
 @description('How long an Idempotency-Key answer is kept, in seconds, at most 30 days (IDEMPOTENCY_TTL_SECONDS).')
 param idempotencyTtlSeconds string = '86400'
 
+@description('HTTP streams: Accept: text/event-stream streams tool progress (docs/streaming.md). Sets HTTP_STREAMS and PYTHON_ENABLE_INIT_INDEXING.')
+param httpStreams bool = true
+
 @description('NCRONTAB schedule (six fields, seconds first) of the health probe timer (HEALTH_PROBE_SCHEDULE).')
 param healthProbeSchedule string = '*/30 * * * * *'
 
@@ -200,6 +203,7 @@ module app 'core/functionapp.bicep' = {
     schedulerKeyCallerRoles: schedulerKeyCallerRoles
     schedulerStrictArguments: schedulerStrictArguments
     idempotencyTtlSeconds: idempotencyTtlSeconds
+    httpStreams: httpStreams
     healthProbeSchedule: healthProbeSchedule
     healthAuthLevel: healthAuthLevel
     alwaysReadyInstances: alwaysReadyInstances

@@ -46,6 +46,56 @@ class ToolCallResult(_Body):
     is_error: Literal[False] = Field(default=False, alias="isError")
 
 
+OperationStatus = Literal["NotStarted", "Running", "Succeeded", "Failed", "Canceled"]
+
+
+class OperationProgress(_Body):
+    percent_complete: float | None = Field(
+        default=None, alias="percentComplete", description="0-100, when the server gives a total."
+    )
+    status_message: str | None = Field(
+        default=None, alias="statusMessage", description="The server's words on where the task is."
+    )
+
+
+class InputRequest(_Body):
+    """A request for input the task is waiting on; the bridge cannot answer it yet (cancel it)."""
+
+    kind: str = Field(description="`elicitation`, `sampling`, `roots` or `unknown`.")
+    message: str | None = Field(default=None, description="What the server asked, in its words.")
+
+
+class OperationMonitor(_Body):
+    """The status monitor of a long-running operation (Azure REST API guidelines): the body of
+    `GET /api/operations/{operation_id}`, and of a 202 that started one."""
+
+    id: str = Field(description="The operation's id: opaque, unguessable, only its caller may read it.")
+    status: OperationStatus
+    tool: str
+    created_date_time: str = Field(alias="createdDateTime", description="ISO 8601, UTC.")
+    last_updated_date_time: str = Field(alias="lastUpdatedDateTime", description="ISO 8601, UTC.")
+    progress: OperationProgress | None = None
+    input_required: list[InputRequest] | None = Field(
+        default=None,
+        alias="inputRequired",
+        description="Set while the task waits for input (MCP `input_required`); status stays Running.",
+    )
+    result: ToolCallResult | None = Field(
+        default=None, description="With Succeeded: the body a synchronous 200 would have carried."
+    )
+    error: ProblemDetails | None = Field(
+        default=None, description="With Failed: the problem a synchronous call would have answered."
+    )
+
+    def to_json(self) -> str:
+        """Members that do not apply are left out (the Azure guidelines' monitors), not sent as null;
+        `result` stays byte for byte the body of a synchronous 200 (its nulls included)."""
+        body = self.model_dump(mode="json", by_alias=True, exclude_none=True)
+        if self.result is not None:
+            body["result"] = self.result.model_dump(mode="json", by_alias=True)
+        return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+
+
 class ToolDescription(_Body):
     """One tool as `tools/list` described it."""
 
@@ -141,3 +191,6 @@ class HealthView(_Body):
     active_endpoint: str | None
     panic: bool = Field(description="True when no endpoint is healthy and all are tried in order.")
     endpoints: list[dict[str, Any]] = Field(description="Each endpoint's probe and passive health.")
+
+
+OperationMonitor.model_rebuild()  # its error member is a ProblemDetails, defined below it

@@ -189,6 +189,45 @@ class IdempotencyStoreUnavailable(Unavailable):
     title = "Idempotency store unavailable"
 
 
+class OperationNotFound(Problem):
+    """Unknown, foreign, malformed and expired operation ids all get this one answer (operations/)."""
+
+    status = 404
+    slug = "operation-not-found"
+    title = "No such operation"
+
+
+class OperationFinished(Problem):
+    status = 409
+    slug = "operation-finished"
+    title = "The operation has already finished"
+
+
+class TooManyOperations(Problem):
+    status = 429
+    slug = "too-many-operations"
+    title = "Too many operations in progress for this caller"
+
+    def __init__(self, detail: str, *, retry_after: float = 5, **extensions: Any) -> None:
+        seconds = max(1, int(retry_after + 0.999))
+        super().__init__(detail, headers={"Retry-After": str(seconds)}, **extensions)
+
+
+class RegionUnreachable(Unavailable):
+    """The region that holds an operation's task cannot be reached now; the task may still run."""
+
+    slug = "operation-region-unreachable"
+    title = "The region holding the operation is unreachable"
+
+
+class TaskLost(UpstreamFailed):
+    """The server no longer knows the task (restarted, session gone, expired): the terminal error
+    of an operation, never a reason to start the call again elsewhere."""
+
+    slug = "task-lost"
+    title = "The Scheduler lost the operation's task"
+
+
 def _render(body: dict[str, Any]) -> str:
     # Imported on first use: pydantic is not needed to index the functions (cold start).
     from .models import ProblemDetails

@@ -70,10 +70,17 @@ async def get_bridge(upstream: str | None = None) -> SchedulerBridge:
     return _bridges[upstream]
 
 
-async def all_bridges() -> dict[str, SchedulerBridge]:
-    """Every configured upstream's bridge, default first, each built on first use."""
+async def all_bridges() -> dict[str, SchedulerBridge | Exception]:
+    """Every configured upstream's bridge, default first, each built on first use (concurrently),
+    or why it cannot be built yet (`KeyVaultUnavailable` for its credentials): one upstream's
+    outage must not hide the others from the probe timer and `/api/health`."""
     settings = await ensure_settings()
-    return {name: await get_bridge(name) for name in settings.upstreams}
+    names = list(settings.upstreams)
+    built = await asyncio.gather(*(get_bridge(name) for name in names), return_exceptions=True)
+    for outcome in built:
+        if isinstance(outcome, BaseException) and not isinstance(outcome, Exception):
+            raise outcome
+    return dict(zip(names, built, strict=True))  # type: ignore[arg-type]
 
 
 async def ensure_settings() -> BridgeSettings:
@@ -87,6 +94,7 @@ def _install(bridge: SchedulerBridge) -> None:
     global _bridge
     name = bridge.settings.upstream_name
     _bridges[name] = bridge
+    bridge.upstreams = _bridges  # the live registry: the shared snapshot holds every upstream
     if name == DEFAULT_UPSTREAM:
         _bridge = bridge
 

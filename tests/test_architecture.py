@@ -19,6 +19,7 @@ PACKAGE = "mcp_bridge"
 
 ROOMS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("functions", ("mcp_bridge.functions",)),
+    ("operations", ("mcp_bridge.operations",)),
     ("idempotency", ("mcp_bridge.idempotency",)),
     ("tool_openapi", ("mcp_bridge.tool_openapi",)),
     ("runtime", ("mcp_bridge.runtime",)),

@@ -55,6 +55,7 @@ async def test_every_call_is_one_complete_record_who_what_how_where(configure, f
         "caller.name": "booking-service",
         "caller.idp": "aad",
         "caller.roles": "Scheduler.Write",
+        "upstream": "scheduler",
         "tool": "scheduleConversation",
         "outcome": "ok",
         "status": 200,
@@ -68,6 +69,7 @@ async def test_every_call_is_one_complete_record_who_what_how_where(configure, f
         "caller.name": "status-dashboard",
         "caller.idp": "aad",
         "caller.roles": "Scheduler.Read",
+        "upstream": "scheduler",
         "tool": "scheduleConversation",
         "outcome": "caller-not-allowed",
         "status": 403,
@@ -100,13 +102,13 @@ async def test_key_callers_failovers_tool_errors_and_bad_principals_are_recorded
     assert [r.status for r in (moved, missing, unreadable, bad_body)] == [200, 422, 401, 400]
     records = [fields for fields, _ in audit_lines()]
     assert records == [
-        {"caller.kind": "key", "tool": "listConversations", "outcome": "ok", "status": 200,
+        {"caller.kind": "key", "upstream": "scheduler", "tool": "listConversations", "outcome": "ok", "status": 200,
          "endpoint": stack.west.mcp_url, "attempts": 2},
-        {"caller.kind": "key", "tool": "getConversationStatus", "outcome": "tool_error", "status": 422,
+        {"caller.kind": "key", "upstream": "scheduler", "tool": "getConversationStatus", "outcome": "tool_error", "status": 422,
          "endpoint": stack.east.mcp_url, "attempts": 1},
-        {"caller.kind": "unknown", "tool": "listConversations", "outcome": "invalid-principal", "status": 401,
+        {"caller.kind": "unknown", "upstream": "scheduler", "tool": "listConversations", "outcome": "invalid-principal", "status": 401,
          "attempts": 0},
-        {"caller.kind": "key", "tool": "listConversations", "outcome": "bad-request", "status": 400,
+        {"caller.kind": "key", "upstream": "scheduler", "tool": "listConversations", "outcome": "bad-request", "status": 400,
          "attempts": 0},
     ]  # fmt: skip
 

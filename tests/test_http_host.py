@@ -172,3 +172,49 @@ def test_a_client_generated_from_the_live_document_calls_the_tools_with_typed_ar
 
 def host_url(http: httpx2.Client) -> str:
     return str(http.base_url).rstrip("/")
+
+
+def test_a_generated_client_starts_an_operation_and_polls_it_to_a_typed_result(http, tmp_path, monkeypatch):
+    """openapi-python-client: a task tool's 202 is typed (its monitor), `get_operation` polls it."""
+    reply = http.get("/api/openapi.json", headers={"x-functions-key": FUNCTION_KEY})
+    assert reply.status_code == 200, reply.text
+    validate(reply.json())
+    (tmp_path / "openapi.json").write_bytes(reply.content)
+    (tmp_path / "config.yaml").write_text("post_hooks: []\npackage_name_override: operations_client\n")
+    generated = subprocess.run(
+        [sys.executable, "-m", "openapi_python_client", "generate", "--path", "openapi.json",
+         "--config", "config.yaml", "--meta", "none", "--output-path", "operations_client"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert generated.returncode == 0, generated.stdout + generated.stderr
+    monkeypatch.syspath_prepend(str(tmp_path))
+    client_module = importlib.import_module("operations_client")
+    models = importlib.import_module("operations_client.models")
+    find = importlib.import_module("operations_client.api.tools.find_common_slot")
+    get_operation = importlib.import_module("operations_client.api.default.get_operation")
+    client = client_module.Client(base_url=host_url(http) + "/api", headers={"x-functions-key": FUNCTION_KEY})
+
+    started = find.sync_detailed(
+        client=client,
+        body=models.FindCommonSlotArguments(
+            calendars=["ana@contoso.example", "bo@contoso.example"],
+            scan_seconds=1.0,
+            window_start=datetime(2030, 1, 7, tzinfo=UTC),
+        ),
+        prefer="respond-async",
+    )
+
+    assert started.status_code == 202, started.content
+    assert isinstance(started.parsed, models.FindCommonSlotOperation)
+    operation_id = started.headers["Operation-Location"].rsplit("/", 1)[1]
+    assert started.parsed.id == operation_id
+    deadline = time.monotonic() + 20
+    monitor = get_operation.sync(operation_id=operation_id, client=client)
+    while monitor.status.value in ("NotStarted", "Running") and time.monotonic() < deadline:
+        time.sleep(0.5)
+        monitor = get_operation.sync(operation_id=operation_id, client=client)
+    assert isinstance(monitor, models.OperationMonitor)
+    assert monitor.status.value == "Succeeded"
+    assert monitor.result.structured_content["calendars_checked"] == 2
+    missing = get_operation.sync(operation_id="op_" + "x" * 32, client=client)
+    assert isinstance(missing, models.ProblemDetails) and missing.status == 404

@@ -56,7 +56,7 @@ def test_functions_index_without_valid_settings(env):
     functions = index(env)
     assert set(functions) == {
         "call_tool", "list_tools", "conversation_status", "conversation_status_query", "health_probe", "health",
-        "openapi", "warmup",
+        "openapi", "warmup", "get_operation", "cancel_operation",
     }  # fmt: skip
     assert functions["call_tool"]["route"] == "tools/{tool_name}"
     assert functions["call_tool"]["auth_level"].endswith("FUNCTION")

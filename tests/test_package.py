@@ -165,7 +165,9 @@ def test_every_module_has_bytecode_that_needs_no_source_timestamp(built):
         pyc = f"{folder}/__pycache__/{file[:-3]}.cpython-311.pyc"
         assert pyc in names, pyc
     with zipfile.ZipFile(built.zip_path) as archive:
-        flags = int.from_bytes(archive.read("mcp_bridge/config/__pycache__/settings.cpython-311.pyc")[4:8], "little")
+        flags = int.from_bytes(
+            archive.read("mcp_bridge/config/__pycache__/settings.cpython-311.pyc")[4:8], "little"
+        )
     assert flags == 0b11, "PEP 552: hash-based and checked against the source, no timestamp"
 
 
@@ -206,7 +208,7 @@ def test_the_unpacked_zip_alone_indexes_every_function_with_its_bindings(unpacke
     assert packaged["modules"] == source["modules"]
     assert set(packaged["functions"]) == {
         "call_tool", "list_tools", "conversation_status", "conversation_status_query", "health_probe", "health",
-        "openapi", "warmup",
+        "openapi", "warmup", "get_operation", "cancel_operation",
     }  # fmt: skip
     assert [binding["type"] for binding in packaged["functions"]["warmup"]] == ["warmupTrigger"]
     http = [binding for binding in packaged["functions"]["call_tool"] if binding["type"] == "httpTrigger"]

@@ -9,78 +9,17 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pytest
 
-from devstack.processes import SchedulerProcess, free_port, start_scheduler
 from mcp_bridge.config.loader import SettingsError, parse_settings
 from mcp_bridge.problems import UnknownServer
 from mcp_bridge.runtime import get_bridge
 
-from .conftest import SIGNING_KEY, control, schedule_arguments
+from .conftest import control, schedule_arguments
+from .rooms import ROOMS_API_KEY, ROOMS_CLIENT_ID, rooms, rooms_servers, rooms_settings
 
-ROOMS_AUDIENCE = "api://rooms-devstack"
-ROOMS_CLIENT_ID = "rooms-client"
-ROOMS_API_KEY = "rooms-api-key-must-never-be-logged"
-
-
-@dataclass
-class Rooms:
-    east: RoomsProcess
-    west: RoomsProcess
-
-    def processes(self) -> list[SchedulerProcess]:
-        return [self.east, self.west]
-
-
-RoomsProcess = SchedulerProcess
-
-
-@pytest.fixture(scope="module")
-def rooms_servers(devstack) -> Iterator[Rooms]:
-    common = {
-        "log_dir": devstack.log_dir,
-        "signing_key": SIGNING_KEY,
-        "client_id": ROOMS_CLIENT_ID,
-        "api_key": ROOMS_API_KEY,
-        "audience": ROOMS_AUDIENCE,
-        "state_file": devstack.log_dir / "rooms.sqlite3",
-        "wait": False,
-    }
-    east = start_scheduler(port=free_port(), region="rooms-east", **common)
-    west = start_scheduler(port=free_port(), region="rooms-west", **common)
-    try:
-        east.wait_ready()
-        west.wait_ready()
-        yield Rooms(east, west)
-    finally:
-        east.stop()
-        west.stop()
-
-
-@pytest.fixture
-def rooms(rooms_servers: Rooms) -> Rooms:
-    for process in rooms_servers.processes():
-        if not process.is_running():
-            process.restart()
-        control(process.url, "DELETE", "/_devstack/faults")
-        control(process.url, "POST", "/_devstack/reset")
-    return rooms_servers
-
-
-def rooms_settings(rooms: Rooms, **extra: str) -> dict[str, str]:
-    return {
-        "MCP_UPSTREAMS": "Rooms",
-        "ROOMS_ENDPOINTS": f"{rooms.east.mcp_url},{rooms.west.mcp_url}",
-        "ROOMS_AUTH": "api_key",
-        "ROOMS_CLIENT_ID": ROOMS_CLIENT_ID,
-        "ROOMS_API_KEY": ROOMS_API_KEY,
-        "ROOMS_TIMEOUT_SECONDS": "10",
-        **extra,
-    }
-
+__all__ = ["rooms", "rooms_servers"]  # fixtures
 
 # -- configuration ---------------------------------------------------------------------------
 
@@ -291,3 +230,197 @@ async def test_failover_inside_one_upstream_leaves_the_other_untouched(
     assert scheduler_view["active_endpoint"] == stack.east.mcp_url
     assert all(e["live_failures"] == 0 and e["times_ejected"] == 0 for e in scheduler_view["endpoints"])
     assert control(stack.west.url)["tool_calls"].get("listConversations", 0) == 0
+
+
+# -- isolation -------------------------------------------------------------------------------
+
+
+def p99(samples: list[float]) -> float:
+    import statistics
+
+    return statistics.quantiles(samples, n=100, method="inclusive")[98]
+
+
+async def test_a_hung_upstream_under_load_leaves_the_others_p99_unchanged(configure, stack, rooms):
+    """Rooms carries a steady load (16 callers, 4 calls/s each) throughout; in alternate rounds both
+    its regions stop answering, so its calls pile up and time out (1 s). The Scheduler's p99 in the
+    hung rounds stays within 10 % of the healthy rounds. Anything the two shared (pool, budget, a
+    lock, a blocked loop) would show as seconds, not percent; the rounds alternate so that the
+    machine's own drift falls on both sides, and a noisy measurement is repeated (at most three
+    times) before failing."""
+    import asyncio
+    import time
+
+    await configure(**rooms_settings(rooms, ROOMS_TIMEOUT_SECONDS="1"))
+    scheduler, rooms_bridge = await get_bridge(), await get_bridge("rooms")
+    for _ in range(20):  # warm both: sessions, token, catalog
+        await scheduler.call_tool("listConversations", {})
+    await rooms_bridge.call_tool("listConversations", {})
+
+    async def measure(count: int) -> list[float]:
+        samples = []
+        for _ in range(count):
+            started = time.perf_counter()
+            await scheduler.call_tool("listConversations", {})
+            samples.append(time.perf_counter() - started)
+        return samples
+
+    rooms_outcomes: list[str] = []
+
+    async def rooms_caller() -> None:
+        while True:
+            started = time.monotonic()
+            try:
+                await rooms_bridge.call_tool("listConversations", {})
+                rooms_outcomes.append("ok")
+            except Exception as exc:  # the hung upstream's calls fail: that is the point
+                rooms_outcomes.append(type(exc).__name__)
+            await asyncio.sleep(max(0.0, started + 0.25 - time.monotonic()))
+
+    def hang_rooms(hang: bool) -> None:
+        for process in rooms.processes():
+            control(process.url, "DELETE", "/_devstack/faults")
+            if hang:
+                control(process.url, "POST", "/_devstack/faults", {"hang": True, "times": None})
+
+    callers = [asyncio.create_task(rooms_caller()) for _ in range(16)]
+    verdicts = []
+    try:
+        for _attempt in range(3):
+            healthy: list[float] = []
+            hung: list[float] = []
+            for _round in range(4):
+                for hang, samples in ((False, healthy), (True, hung)):
+                    hang_rooms(hang)
+                    await asyncio.sleep(1.0)  # calls pile up (and time out) before and while measuring
+                    samples += await measure(40)
+            verdicts.append((round(p99(healthy), 4), round(p99(hung), 4)))
+            if p99(hung) <= 1.10 * p99(healthy):
+                break
+    finally:
+        for task in callers:
+            task.cancel()
+        await asyncio.gather(*callers, return_exceptions=True)
+        hang_rooms(False)
+    base, during = verdicts[-1]
+    assert during <= 1.10 * base, f"p99 healthy/hung per attempt (s): {verdicts}"
+    # The Rooms calls really were stuck: its servers held them, and they ran out of time.
+    assert sum(control(p.url)["faults_injected"] for p in rooms.processes()) >= 16
+    assert "DeadlineExceeded" in rooms_outcomes or "UpstreamFailed" in rooms_outcomes, set(rooms_outcomes)
+    assert "ok" in rooms_outcomes
+
+
+# -- routes ----------------------------------------------------------------------------------
+
+
+async def server_call(functions, server: str, tool: str, arguments, **kwargs):
+    return await functions(
+        "server_call_tool",
+        method="POST",
+        path=f"/api/servers/{server}/tools/{tool}",
+        body=arguments,
+        route_params={"server": server, "tool_name": tool},
+        **kwargs,
+    )
+
+
+async def server_tools(functions, server: str, **kwargs):
+    return await functions(
+        "server_list_tools", path=f"/api/servers/{server}/tools", route_params={"server": server}, **kwargs
+    )
+
+
+async def test_server_routes_reach_their_upstream_and_the_old_routes_stay_the_schedulers(
+    configure, functions, stack, rooms, captured_logs
+):
+    await configure(**rooms_settings(rooms, ROOMS_ALLOWED_TOOLS="listConversations,scheduleConversation"))
+    booked = await server_call(functions, "rooms", "scheduleConversation", schedule_arguments("Room 4"))
+    assert booked.status == 200, booked.json
+    assert booked.json["endpoint"] == rooms.east.mcp_url
+    plain = await functions.call_tool("scheduleConversation", schedule_arguments())
+    assert plain.status == 200 and plain.json["endpoint"] == stack.east.mcp_url
+    same = await server_call(functions, "scheduler", "listConversations", {})
+    assert same.status == 200 and same.json["endpoint"] == stack.east.mcp_url
+
+    listed = await server_tools(functions, "Rooms")  # names are case-insensitive
+    assert listed.status == 200 and listed.json["endpoint"] == rooms.east.mcp_url
+    assert sorted(t["name"] for t in listed.json["tools"]) == ["listConversations", "scheduleConversation"]
+    refused = await server_call(functions, "rooms", "cancelConversation", {"conversation_id": "c-1"})
+    assert refused.status == 403  # Rooms' allowlist, not the Scheduler's
+    assert control(rooms.east.url)["tool_calls"].get("cancelConversation", 0) == 0
+    # The audit trail names the upstream of every call.
+    audited = [line for line in captured_logs.messages if line.startswith("audit ")]
+    assert any('"upstream":"rooms"' in line and "scheduleConversation" in line for line in audited)
+    assert any('"upstream":"scheduler"' in line for line in audited)
+
+
+async def test_an_unknown_server_is_a_404_listing_the_known_ones_before_anything_is_read(
+    configure, functions, stack, rooms
+):
+    await configure(**rooms_settings(rooms))
+    for reply in (
+        await server_call(functions, "desks", "bookDesk", b"{not json"),
+        await server_tools(functions, "desks"),
+    ):
+        assert reply.status == 404
+        assert reply.headers["Content-Type"] == "application/problem+json"
+        assert reply.json["type"] == "urn:problem:scheduler-bridge:unknown-server"
+        assert reply.json["servers"] == ["scheduler", "rooms"]
+    assert control(stack.east.url)["mcp_requests"] == 0 and control(rooms.east.url)["mcp_requests"] == 0
+
+
+async def test_each_upstream_has_its_own_roles(configure, functions, stack, rooms):
+    from devstack.easyauth import principal_headers
+
+    reader = principal_headers({"oid": "oid-reader", "name": "dashboard", "roles": ["Scheduler.Read"]})
+    booker = principal_headers({"oid": "oid-booker", "name": "front-desk", "roles": ["Rooms.Book"]})
+    await configure(
+        **rooms_settings(rooms, ROOMS_TOOL_ROLES="listConversations:Rooms.Read,*:Rooms.Book"),
+        SCHEDULER_TOOL_ROLES="listConversations:Scheduler.Read,*:Scheduler.Write",
+        WEBSITE_AUTH_ENABLED="True",
+    )
+    assert (await functions.call_tool("listConversations", {}, headers=reader)).status == 200
+    assert (await server_call(functions, "rooms", "listConversations", {}, headers=reader)).status == 403
+    booked = await server_call(
+        functions, "rooms", "scheduleConversation", schedule_arguments(), headers=booker
+    )
+    assert booked.status == 200
+    refused = await functions.call_tool("scheduleConversation", schedule_arguments(), headers=booker)
+    assert refused.status == 403 and refused.json["required_roles"] == ["Scheduler.Write"]
+    # Listings show each caller what it may call on that server.
+    listed = await server_tools(functions, "rooms", headers=booker)
+    assert {t["name"] for t in listed.json["tools"]} >= {"listConversations", "scheduleConversation"}
+    assert (await server_tools(functions, "rooms", headers=reader)).json["tools"] == []
+    assert control(stack.east.url)["tool_calls"].get("scheduleConversation", 0) == 0
+    assert control(rooms.east.url)["tool_calls"]["scheduleConversation"] == 1
+
+
+async def test_an_upstreams_operations_live_under_its_own_routes(configure, functions, stack, rooms):
+    await configure(**rooms_settings(rooms))
+    calendars = ["ana@contoso.example", "bo@contoso.example"]
+    slot = {"calendars": calendars, "scan_seconds": 30, "window_start": "2030-01-07T00:00:00Z",
+            "window_end": "2030-01-08T23:00:00Z"}  # fmt: skip
+    started = await server_call(
+        functions, "rooms", "findCommonSlot", slot, headers={"Prefer": "respond-async"}
+    )
+    assert started.status == 202, started.body
+    location = started.headers["Operation-Location"]
+    assert location.startswith("http://127.0.0.1:7071/api/servers/rooms/operations/op_"), location
+    operation_id = location.rsplit("/", 1)[1]
+
+    def route(name: str, server: str | None, suffix: str = "") -> dict:
+        params = {"operation_id": operation_id, **({"server": server} if server else {})}
+        prefix = f"/api/servers/{server}" if server else "/api"
+        return {"name": name, "path": f"{prefix}/operations/{operation_id}{suffix}", "route_params": params}
+
+    async def call(name: str, path: str, route_params: dict, method: str = "GET"):
+        return await functions(name, method=method, path=path, route_params=route_params)
+
+    running = await call(**route("server_get_operation", "rooms"))
+    assert running.status == 200 and running.json["status"] == "Running", running.body
+    # The Scheduler's routes (and any other server's) do not know it: the one 404.
+    assert (await call(**route("get_operation", None))).status == 404
+    assert (await call(**route("server_get_operation", "scheduler"))).status == 404
+    canceled = await call(**route("server_cancel_operation", "rooms", "/cancel"), method="POST")
+    assert canceled.status == 200 and canceled.json["status"] == "Canceled", canceled.body
+    assert control(stack.east.url)["mcp_requests"] == 0  # the Scheduler never heard of it

@@ -21,6 +21,7 @@ param schedulerToolRoles string
 param schedulerKeyCallerRoles string
 param schedulerStrictArguments bool
 param idempotencyTtlSeconds string
+param httpStreams bool
 param healthProbeSchedule string
 param healthAuthLevel string
 param alwaysReadyInstances int
@@ -128,6 +129,16 @@ var appSettings = [
   {
     name: 'IDEMPOTENCY_TTL_SECONDS'
     value: idempotencyTtlSeconds
+  }
+  // HTTP streams (docs/streaming.md): the worker serves FastAPI requests only with init indexing on,
+  // so the two go together (the bridge stays classic if HTTP_STREAMS comes without it).
+  {
+    name: 'HTTP_STREAMS'
+    value: httpStreams ? 'true' : 'false'
+  }
+  {
+    name: 'PYTHON_ENABLE_INIT_INDEXING'
+    value: httpStreams ? '1' : '0'
   }
   // Key Vault: the API-key credentials for SCHEDULER_AUTH=api_key
   {

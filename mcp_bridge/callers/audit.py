@@ -50,6 +50,7 @@ class AuditRecord:
 
     tool: str
     idempotency_key: str | None = None
+    upstream: str | None = None  # which MCP server (MCP_UPSTREAMS); the default's name too
     caller: Caller | None = None
     outcome: str | None = None
     status: int | None = None
@@ -69,6 +70,7 @@ class AuditRecord:
             fields["caller.roles"] = ",".join(sorted(caller.roles))
         fields.update(
             {
+                "upstream": self.upstream,
                 "tool": self.tool[:MAX_TOOL],
                 "outcome": self.outcome or "error",
                 "status": self.status if self.status is not None else 500,
@@ -85,11 +87,13 @@ _level_set = False
 
 
 @contextmanager
-def tool_call(tool: str, *, idempotency_key: str | None = None) -> Iterator[AuditRecord]:
+def tool_call(
+    tool: str, *, idempotency_key: str | None = None, upstream: str | None = None
+) -> Iterator[AuditRecord]:
     """Open the audit record of one tool call; it is written when the block ends, however it ends."""
     # A client-chosen identifier, not a secret; redacted all the same in case a client put one there.
     key = redaction.redact(idempotency_key[:MAX_IDEMPOTENCY_KEY]) if idempotency_key else None
-    record = AuditRecord(tool=tool, idempotency_key=key)
+    record = AuditRecord(tool=tool, idempotency_key=key, upstream=upstream)
     token = _current.set(record)
     try:
         yield record

@@ -19,11 +19,12 @@ from mcp import Client, MCPError
 
 from ..arguments.strict import invalid_arguments, unknown_arguments
 from ..problems import ToolNotFound, Unavailable, UpstreamFailed
-from ..upstream.catalog import ToolCatalog
+from ..upstream.catalog import CatalogTool, ToolCatalog
 from ..upstream.session import ConnectFailed, UpstreamSession
 from ..upstream.tokens import TokenProvider
 from ..upstream.wire import WireTrace, current_trace
 from .outcomes import OutcomeMapper, RetryableFailure, input_required
+from .progress import progress_callback
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -63,6 +64,37 @@ class AttemptRunner:
         """Call `name` on `attempt`'s endpoint: catalog and schema check, `tools/call`, and one resend
         on a fresh session when the server forgot ours."""
         session = attempt.session
+        tool = await self.checked_tool(attempt, name, arguments)
+        client = await self.client(attempt)
+        limit = attempt.limit(splittable=tool.idempotent)
+        on_progress = progress_callback()  # every call carries a progressToken (calls.progress)
+        result, trace = await _traced(
+            client.call_tool(name, arguments, progress_callback=on_progress),
+            limit,
+            idempotent=tool.idempotent,
+        )
+        if trace.input_requested is not None:
+            raise input_required(name, session.url, trace.input_requested)
+        if isinstance(result, types.CallToolResult):
+            return result
+        if trace.session_lost or session.was_lost(client):
+            # The server forgot our session (restart, idle expiry, another region's id): it refused
+            # the call before running it, so resending on a fresh session is safe for every tool.
+            _LOGGER.info("Session lost at %s; reconnecting once", session.url)
+            client = await self._reconnect(session, client)
+            result, trace = await _traced(
+                client.call_tool(name, arguments, progress_callback=on_progress),
+                attempt.limit(splittable=tool.idempotent),
+                idempotent=tool.idempotent,
+            )
+            if trace.input_requested is not None:
+                raise input_required(name, session.url, trace.input_requested)
+            if isinstance(result, types.CallToolResult):
+                return result
+        raise self._outcomes.call_failure(result, trace, session.url, tool)
+
+    async def checked_tool(self, attempt: Attempt, name: str, arguments: dict[str, Any]) -> CatalogTool:
+        """The listed tool `name`, once `arguments` pass its schema (and strict names); else a problem."""
         catalog = await self.catalog(attempt)
         tool = catalog.tools.get(name)
         if tool is None:
@@ -74,28 +106,7 @@ class AttemptRunner:
         unknown = unknown_arguments(tool.tool.input_schema, arguments) if self._strict_arguments else []
         if violations or unknown:
             raise invalid_arguments(name, unknown=unknown, violations=violations)
-        client = await self.client(attempt)
-        limit = attempt.limit(splittable=tool.idempotent)
-        result, trace = await _traced(client.call_tool(name, arguments), limit, idempotent=tool.idempotent)
-        if trace.input_requested is not None:
-            raise input_required(name, session.url, trace.input_requested)
-        if isinstance(result, types.CallToolResult):
-            return result
-        if trace.session_lost or session.was_lost(client):
-            # The server forgot our session (restart, idle expiry, another region's id): it refused
-            # the call before running it, so resending on a fresh session is safe for every tool.
-            _LOGGER.info("Session lost at %s; reconnecting once", session.url)
-            client = await self._reconnect(session, client)
-            result, trace = await _traced(
-                client.call_tool(name, arguments),
-                attempt.limit(splittable=tool.idempotent),
-                idempotent=tool.idempotent,
-            )
-            if trace.input_requested is not None:
-                raise input_required(name, session.url, trace.input_requested)
-            if isinstance(result, types.CallToolResult):
-                return result
-        raise self._outcomes.call_failure(result, trace, session.url, tool)
+        return tool
 
     async def client(self, attempt: Attempt) -> Client:
         """The endpoint's connected client, a token in hand first; opening a session runs no tool."""

@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import re
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +23,9 @@ import mcp_types as types
 from .. import telemetry
 from ..callers import audit
 from ..config.settings import BridgeSettings
+from ..config.upstreams import DEFAULT_UPSTREAM
 from ..failover import retry
+from ..failover.all_upstreams import combined_snapshot
 from ..failover.health import HealthBoard
 from ..failover.probe import probe_all
 from ..failover.probe_schedule import probe_interval_seconds
@@ -41,6 +45,8 @@ if TYPE_CHECKING:
 __all__ = ["SchedulerBridge", "ToolCallOutcome"]
 
 _LOGGER = logging.getLogger(__name__)
+
+_SCHEDULER_IN_TEXT = re.compile(r"\bthe Scheduler\b")
 
 AUTO_PROBE_INTERVAL_SECONDS = 30.0
 """How often requests may start a probe round while some endpoint still has no probe result."""
@@ -82,8 +88,11 @@ class SchedulerBridge:
             for url in settings.scheduler_endpoints
         ]
         self.sessions = {session.url: session for session in self.endpoints}
-        self.health = HealthBoard(settings.scheduler_endpoints)
+        self.health = HealthBoard(settings.scheduler_endpoints, upstream=settings.upstream_name)
         self.budget = retry.RetryBudget()
+        # Every upstream's bridge in this process (the runtime's registry): the shared snapshot
+        # this bridge writes holds them all, so that no upstream's write drops another's board.
+        self.upstreams: Mapping[str, SchedulerBridge] = {settings.upstream_name: self}
         self.snapshot_store: BlobSnapshotStore | None = None
         self.snapshot_follower: SnapshotFollower | None = None
         self._loop = FailoverLoop(
@@ -97,20 +106,25 @@ class SchedulerBridge:
             outcomes=OutcomeMapper(max_response_bytes=settings.max_upstream_response_bytes),
             strict_arguments=settings.scheduler_strict_arguments,
         )
+        # Problems name "the Scheduler"; another upstream's name its own server instead (`_named`).
+        self.upstream = settings.upstream_name
+        self._other_server = None if self.upstream == DEFAULT_UPSTREAM else f"the {self.upstream} server"
         self._probed = False  # True once every endpoint has a probe result: the hot path checks one flag
         self._probe_round: asyncio.Task[object] | None = None
         self._probe_round_at = float("-inf")
 
     def share_health_through(self, store: BlobSnapshotStore) -> None:
         self.snapshot_store = store
-        self.snapshot_follower = SnapshotFollower(store, ttl=self.settings.health_snapshot_ttl_seconds)
+        self.snapshot_follower = SnapshotFollower(
+            store, ttl=self.settings.health_snapshot_ttl_seconds, upstream=self.settings.upstream_name
+        )
         self._loop.follow(self.snapshot_follower)
 
     async def publish_health(self) -> None:
         """Write this view's probe results for the other instances (the probing instance only)."""
         if self.snapshot_store is None:
             return
-        snapshot = self.health.snapshot()
+        snapshot = combined_snapshot({name: bridge.health for name, bridge in self.upstreams.items()})
         snapshot["probe_interval_seconds"] = probe_interval_seconds(self.settings.health_probe_schedule)
         try:
             await self.snapshot_store.write(snapshot)
@@ -175,12 +189,19 @@ class SchedulerBridge:
             allowed = [tool for name, tool in catalog.tools.items() if self.settings.tool_is_allowed(name)]
             return attempt.session.url, allowed
 
-        return await self._loop.run(op)
+        try:
+            return await self._loop.run(op)
+        except Problem as problem:
+            self._named(problem)
+            raise
 
     async def call_tool(self, name: str, arguments: dict[str, Any]) -> ToolCallOutcome:
         """Call `name` on the best endpoint that can take it. Raises `Problem`s."""
         if not self.settings.tool_is_allowed(name):
-            raise ToolNotAllowed(f"the tool {name!r} is not on this bridge's allowlist", tool=name)
+            allowlist = self.settings.setting_name("scheduler_allowed_tools")
+            raise ToolNotAllowed(
+                f"the tool {name!r} is not on this bridge's allowlist ({allowlist})", tool=name
+            )
         self.probe_if_unknown()
         attempts = 0
         session: UpstreamSession | None = None
@@ -195,13 +216,14 @@ class SchedulerBridge:
 
         started = time.perf_counter()
         outcome, status = "error", 500
-        with telemetry.tool_call(name) as call:
+        with telemetry.tool_call(name, upstream=self.upstream) as call:
             call.set(audit.ENDUSER_ID, audit.current_caller_id())  # who asked; None for key callers
             try:
                 result = await self._loop.run(op)
                 outcome, status = ("tool_error", ToolFailed.status) if result.result.is_error else ("ok", 200)
             except Problem as problem:
                 outcome, status = problem.slug, problem.status
+                self._named(problem)
                 raise
             finally:
                 # A first-try success is in the host's request log already, and handing each record
@@ -228,13 +250,26 @@ class SchedulerBridge:
                     endpoint=None if session is None else session.url,
                 )
         if result.result.is_error:
-            raise ToolFailed(
-                f"the Scheduler's tool {name!r} reported an error",
-                tool=name,
-                endpoint=result.endpoint,
-                content=dump_content(result.result),
+            raise self._named(
+                ToolFailed(
+                    f"the Scheduler's tool {name!r} reported an error",
+                    tool=name,
+                    endpoint=result.endpoint,
+                    content=dump_content(result.result),
+                )
             )
         return result
+
+    def _named(self, problem: Problem) -> Problem:
+        """`problem` as this upstream's: its detail names this server, not the Scheduler, and it
+        carries `upstream`. The default upstream's problems are left exactly as they were."""
+        if self._other_server is not None and "upstream" not in problem.extensions:
+            detail = _SCHEDULER_IN_TEXT.sub(self._other_server, problem.detail)
+            detail = detail.replace("no Scheduler endpoint", f"no {self.upstream} endpoint")
+            problem.detail = detail
+            problem.args = (detail,)
+            problem.extensions["upstream"] = self.upstream
+        return problem
 
     async def aclose(self) -> None:
         if self._probe_round is not None:

@@ -117,7 +117,11 @@ class FailoverLoop:
                     )
                     if next_url != url:
                         telemetry.record_failover(
-                            scope="call", from_endpoint=url, to_endpoint=next_url, reason=failure.problem.slug
+                            scope="call",
+                            from_endpoint=url,
+                            to_endpoint=next_url,
+                            reason=failure.problem.slug,
+                            upstream=self._health.upstream,
                         )
                     if wait:
                         await retry.sleep(wait)

@@ -72,6 +72,12 @@ class EnvVar:
     STRICT_ARGUMENTS = "SCHEDULER_STRICT_ARGUMENTS"
     IDEMPOTENCY_TTL_SECONDS = "IDEMPOTENCY_TTL_SECONDS"
     IDEMPOTENCY_CONTAINER = "IDEMPOTENCY_CONTAINER"
+    # Long-running operations (mcp_bridge.operations)
+    OPERATIONS_RETENTION_SECONDS = "OPERATIONS_RETENTION_SECONDS"
+    OPERATIONS_MAX_PER_CALLER = "OPERATIONS_MAX_PER_CALLER"
+    # HTTP streams (Server-Sent Events), read at indexing by mcp_bridge.functions.http_streams
+    HTTP_STREAMS = "HTTP_STREAMS"
+    INIT_INDEXING = "PYTHON_ENABLE_INIT_INDEXING"
 
 
 def _split_csv(value: object) -> object:
@@ -137,6 +143,9 @@ class BridgeSettings(BaseSettings, KeyVaultSettings):
     idempotency_container: str = Field(
         default="scheduler-bridge-idempotency", pattern=r"^[a-z0-9](-?[a-z0-9]){2,62}$"
     )
+    # Long-running operations: how long one is kept (and its task asked to live), live ones per caller
+    operations_retention_seconds: float = Field(default=86_400.0, ge=60, le=30 * 86_400)
+    operations_max_per_caller: int = Field(default=20, ge=1, le=10_000)
 
     @field_validator(
         "scheduler_token_scope",

@@ -136,8 +136,11 @@ class EndpointHealth:
 class HealthBoard:
     """Per-endpoint health for one process, merged with the shared snapshot when there is one."""
 
-    def __init__(self, urls: list[str], *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, urls: list[str], *, clock: Callable[[], float] = time.time, upstream: str | None = None
+    ) -> None:
         self._clock = clock
+        self.upstream = upstream  # whose regions these are, for telemetry
         self.endpoints = {
             url: EndpointHealth(url, priority, ActiveHealth(), PassiveHealth())
             for priority, url in enumerate(urls)
@@ -168,7 +171,11 @@ class HealthBoard:
         if self._last_active is not None and url != self._last_active:
             self.failovers += 1
             telemetry.record_failover(
-                scope="active", from_endpoint=self._last_active, to_endpoint=url, reason="health"
+                scope="active",
+                from_endpoint=self._last_active,
+                to_endpoint=url,
+                reason="health",
+                upstream=self.upstream,
             )
         self._last_active = url
 
@@ -219,7 +226,11 @@ class HealthBoard:
                 HEALTHY_AFTER,
             )
             telemetry.record_failover(
-                scope="readmitted", from_endpoint=None, to_endpoint=endpoint.url, reason="probes"
+                scope="readmitted",
+                from_endpoint=None,
+                to_endpoint=endpoint.url,
+                reason="probes",
+                upstream=self.upstream,
             )
 
     def record_call(self, url: str, *, ok: bool) -> None:

@@ -78,7 +78,7 @@ async def probe_all(bridge: ProbeTarget, *, publish: bool = True) -> list[ProbeR
 
 
 async def _probe_traced(bridge: ProbeTarget, session: UpstreamSession) -> ProbeResult:
-    with telemetry.probe(session.url) as span:
+    with telemetry.probe(session.url, upstream=bridge.settings.upstream_name) as span:
         result = await probe_endpoint(bridge, session)
         span.result(ok=result.ok, error=result.error, latency_ms=result.latency_ms)
         return result

@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 from ..config.settings import BridgeSettings
+from ..config.upstreams import DEFAULT_UPSTREAM
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -64,8 +65,9 @@ class SnapshotFollower:
     three probe intervals is ignored (the prober is gone; local signals rule alone).
     """
 
-    def __init__(self, store: BlobSnapshotStore, *, ttl: float) -> None:
+    def __init__(self, store: BlobSnapshotStore, *, ttl: float, upstream: str = DEFAULT_UPSTREAM) -> None:
         self.store = store
+        self.upstream = upstream  # whose part of the snapshot this follower adopts
         self._ttl = ttl
         self._read_at = float("-inf")
         self._task: asyncio.Task[None] | None = None
@@ -92,8 +94,9 @@ class SnapshotFollower:
                 snapshot = await self.store.read()
             self.last_error = None
             self._read_at = time.monotonic()
-            if snapshot is not None:
-                apply_snapshot(board, snapshot, source=f"blob:{self.store.location}")
+            section = None if snapshot is None else section_of(snapshot, self.upstream)
+            if section is not None:
+                apply_snapshot(board, section, source=f"blob:{self.store.location}")
         except Exception as exc:
             self.last_error = type(exc).__name__
             _LOGGER.warning("Reading the health snapshot failed: %s", type(exc).__name__)
@@ -111,3 +114,19 @@ def apply_snapshot(board: Any, snapshot: dict[str, Any], *, source: str) -> bool
         return False
     board.adopt(snapshot, source=source, age_seconds=round(age, 1))
     return True
+
+
+def section_of(snapshot: dict[str, Any], upstream: str) -> dict[str, Any] | None:
+    """One upstream's part of a shared snapshot, with the writer's time and probe interval; None
+    when the writer had none for it. A snapshot without `upstreams` (the previous version's
+    writer) is the default upstream's alone."""
+    sections = snapshot.get("upstreams")
+    if not isinstance(sections, dict):
+        return snapshot if upstream == DEFAULT_UPSTREAM else None
+    section = sections.get(upstream)
+    if not isinstance(section, dict):
+        return None
+    return {
+        **section,
+        **{key: snapshot[key] for key in ("written_at", "probe_interval_seconds") if key in snapshot},
+    }

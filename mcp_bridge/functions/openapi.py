@@ -28,13 +28,17 @@ _REF = "#/components/schemas/{model}"
 _PROBLEM_TEXT = {
     400: "bad-request (also a bad Idempotency-Key) or invalid-arguments: the Scheduler was not called",
     403: "tool-not-allowed, or caller-not-allowed: the caller holds no role for the tool",
-    404: "tool-not-found",
-    409: "request-in-progress: a call with this Idempotency-Key is still running; with Retry-After",
+    404: "tool-not-found; on the operation routes operation-not-found (an unknown, foreign, malformed or "
+    "expired id: always the same answer)",
+    409: "request-in-progress: a call with this Idempotency-Key is still running, with Retry-After; "
+    "or operation-finished: a cancel of an operation that has already finished",
     413: "payload-too-large",
     422: "tool-error: the tool ran and reported an error; or idempotency-key-reused",
+    429: "too-many-operations: the caller has OPERATIONS_MAX_PER_CALLER operations in progress; Retry-After",
     500: "misconfigured: an app setting is missing or invalid",
     502: "upstream-error, upstream-response-too-large or outcome-unknown",
-    503: "unavailable, identity-unavailable or idempotency-store-unavailable, with Retry-After",
+    503: "unavailable, identity-unavailable, idempotency-store-unavailable or operation-region-unreachable "
+    "(the region holding an operation's task cannot be reached now), with Retry-After",
     504: "deadline-exceeded",
 }
 _UPSTREAM = (500, 502, 503, 504)
@@ -54,6 +58,7 @@ class Operation:
     body: bool = False
     auth: str = "function"  # "health" follows HEALTH_AUTH_LEVEL
     extra_responses: dict[str, Any] = field(default_factory=dict)
+    ok_headers: dict[str, Any] = field(default_factory=dict)
 
 
 _TOOL_NAME = {
@@ -80,6 +85,36 @@ REPLAYED = {
     }
 }
 _CONVERSATION_ID_SCHEMA = {"type": "string", "pattern": CONVERSATION_ID.pattern}
+PREFER = {
+    "name": "Prefer",
+    "in": "header",
+    "required": False,
+    "description": "RFC 7240. `respond-async`: a tool that can run as an MCP task answers 202 at once. "
+    "`wait=N`: wait at most N seconds (less than SCHEDULER_TIMEOUT_SECONDS) for a task before the 202. "
+    "Ignored for tools that cannot be tasks; Preference-Applied names what was applied.",
+    "schema": {"type": "string"},
+}
+ACCEPTED = {
+    "description": "the call runs as a long-running operation (an MCP task): poll Operation-Location "
+    "(with your function key) until status is Succeeded, Failed or Canceled",
+    "headers": {
+        "Operation-Location": {"description": "The status monitor's URL.", "schema": {"type": "string"}},
+        "Retry-After": {"description": "Seconds to wait before polling.", "schema": {"type": "integer"}},
+        "Preference-Applied": {"description": "The Prefer tokens applied.", "schema": {"type": "string"}},
+        **REPLAYED,
+    },
+    "content": {"application/json": {"schema": {"$ref": _REF.format(model="OperationMonitor")}}},
+}
+_OPERATION_ID = {
+    "name": "operation_id",
+    "in": "path",
+    "required": True,
+    "description": "From Operation-Location.",
+    "schema": {"type": "string"},
+}
+_POLL_AGAIN = {
+    "Retry-After": {"description": "While not finished: seconds to wait.", "schema": {"type": "integer"}}
+}
 
 OPERATIONS: tuple[Operation, ...] = (
     Operation(
@@ -88,9 +123,29 @@ OPERATIONS: tuple[Operation, ...] = (
         "post",
         "Call a Scheduler tool with a JSON object of arguments",
         models.ToolCallResult,
-        (400, 403, 404, 409, 413, 422, *_UPSTREAM),
-        parameters=(_TOOL_NAME, IDEMPOTENCY_KEY),
+        (400, 403, 404, 409, 413, 422, 429, *_UPSTREAM),
+        parameters=(_TOOL_NAME, IDEMPOTENCY_KEY, PREFER),
         body=True,
+        extra_responses={"202": ACCEPTED},
+    ),
+    Operation(
+        "get_operation",
+        "operations/{operation_id}",
+        "get",
+        "The status monitor of a long-running operation",
+        models.OperationMonitor,
+        (404, 500, 502, 503),
+        parameters=(_OPERATION_ID,),
+        ok_headers=_POLL_AGAIN,
+    ),
+    Operation(
+        "cancel_operation",
+        "operations/{operation_id}/cancel",
+        "post",
+        "Cancel a long-running operation (MCP tasks/cancel)",
+        models.OperationMonitor,
+        (404, 409, 500, 503),
+        parameters=(_OPERATION_ID,),
     ),
     Operation(
         "list_tools",
@@ -174,7 +229,13 @@ def document(
     """The OpenAPI 3.1 document; `health_auth` is the live `HEALTH_AUTH_LEVEL`, the operations named
     in `hidden` (function names) are left out: the caller may not use them. `tools` are the tools
     this caller may call (allowlist and roles applied); each gets an operation (`tool_openapi`)."""
-    named = [models.ToolCallResult, models.ToolList, models.ConversationStatus, models.HealthView]
+    named = [
+        models.ToolCallResult,
+        models.ToolList,
+        models.ConversationStatus,
+        models.HealthView,
+        models.OperationMonitor,
+    ]
     _, schemas = models_json_schema(
         [(model, "serialization") for model in named] + [(models.ProblemDetails, "serialization")],
         ref_template=_REF,
@@ -212,6 +273,8 @@ def _operation(operation: Operation, auth: str) -> dict[str, Any]:
         }
         if operation.body:
             responses["200"]["headers"] = REPLAYED
+        if operation.ok_headers:
+            responses["200"]["headers"] = operation.ok_headers
     else:
         responses["200"] = {
             "description": "success",

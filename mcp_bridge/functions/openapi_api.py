@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 _LOGGER = logging.getLogger(__name__)
 
 _STATUS_OPERATIONS = ("conversation_status", "conversation_status_query")
+_OPERATION_ROUTES = ("get_operation", "cancel_operation")
+"""A caller who may call no tool can own no long-running operation either."""
 
 bp = func.Blueprint()
 
@@ -38,7 +40,7 @@ def _hidden_from(caller: Caller | None, settings: BridgeSettings) -> frozenset[s
         return frozenset()
     hidden: set[str] = set()
     if not may_call_any(caller, settings):
-        hidden.add("call_tool")
+        hidden.update(("call_tool", *_OPERATION_ROUTES))
     if not may_call(caller, settings.scheduler_status_tool, settings):
         hidden.update(_STATUS_OPERATIONS)
     return frozenset(hidden)

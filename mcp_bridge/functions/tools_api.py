@@ -21,6 +21,7 @@ import azure.functions as func
 
 from .. import redaction
 from ..problems import BadRequest, Misconfigured, PayloadTooLarge, Problem
+from . import event_stream
 
 if TYPE_CHECKING:  # pydantic models are imported by the handlers, not at indexing time
     from .. import models
@@ -71,6 +72,26 @@ async def respond(
     except Exception:
         _LOGGER.exception("Unhandled error in %s", redaction.printable(instance))
         return Problem("an unexpected error occurred; see the function's logs").to_response(instance)
+
+
+def upstream_settings(req: func.HttpRequest) -> BridgeSettings:
+    """The settings of the upstream a route names (`/api/servers/{server}/...`, any case), or the
+    default's on the routes without one. Raises `UnknownServer` (404) listing the known names."""
+    from ..config.loader import load_settings
+    from ..problems import UnknownServer
+
+    settings = load_settings()
+    server = req.route_params.get("server")
+    if server is None:
+        return settings
+    own = settings.upstreams.get(server.lower())
+    if own is None:
+        known = list(settings.upstreams)
+        raise UnknownServer(
+            f"no server is named {redaction.printable(server[:64])!r}; known: {', '.join(known)}",
+            servers=known,
+        )
+    return own
 
 
 def read_arguments(req: func.HttpRequest, max_bytes: int) -> dict[str, Any]:
@@ -138,21 +159,37 @@ async def _call_tool(req: func.HttpRequest) -> func.HttpResponse:
     from ..callers import audit
     from ..callers.access import caller_of, require
     from ..calls.outcomes import dump_content
-    from ..config.loader import load_settings
+    from ..config.upstreams import DEFAULT_UPSTREAM
     from ..idempotency.keys import idempotency_key
     from ..runtime import get_bridge
+    from .task_calls import requires_task, start_operation, wants_task, wants_task_listed
 
-    settings = load_settings()
+    settings = upstream_settings(req)
+    upstream = settings.upstream_name
     name = req.route_params.get("tool_name", "")
-    with audit.tool_call(name, idempotency_key=req.headers.get("idempotency-key")) as record:
+    with audit.tool_call(
+        name, idempotency_key=req.headers.get("idempotency-key"), upstream=upstream
+    ) as record:
         record.caller = caller = caller_of(req.headers, settings)
         require(caller, name, settings)  # before the body is even read: a refusal costs nothing
         key = idempotency_key(req.headers)  # a bad key is a 400 before the body is read
         arguments = read_arguments(req, settings.max_request_bytes)
-        bridge = await get_bridge()
+        bridge = await get_bridge(upstream)
 
         async def call() -> func.HttpResponse:
-            outcome = await bridge.call_tool(name, arguments)
+            task = wants_task(bridge, name, req.headers)
+            if task is None and req.headers.get("prefer"):  # a preference needs the listing: fetch it
+                task = await wants_task_listed(bridge, name, req.headers)
+            if task:  # an MCP task: 200 if it ends in time, else 202 (task_calls)
+                return await start_operation(req, bridge, settings, name, arguments, caller)
+            try:
+                outcome = await bridge.call_tool(name, arguments)
+            except Problem as problem:
+                if requires_task(bridge, name, problem):
+                    # The server refused, unrun, a tool that runs only as a task, and nothing listed
+                    # said so before (a fresh process, or a 2026-07-28 server): start it as one.
+                    return await start_operation(req, bridge, settings, name, arguments, caller)
+                raise
             result = outcome.result
             return _json(
                 models.ToolCallResult(
@@ -166,6 +203,8 @@ async def _call_tool(req: func.HttpRequest) -> func.HttpResponse:
         if key is None:
             return await call()
         scope = caller.id if caller.is_principal and caller.id else "key"
+        if upstream != DEFAULT_UPSTREAM:  # one key, two servers' tools: two records
+            scope = f"{upstream}/{scope}"
         return await _call_once(req, record, key, scope, name, arguments, settings, call)
 
 
@@ -212,12 +251,11 @@ def _problem_slug(response: func.HttpResponse) -> str:
 async def _list_tools(req: func.HttpRequest) -> func.HttpResponse:
     from .. import models
     from ..callers.access import caller_of, may_call
-    from ..config.loader import load_settings
     from ..runtime import get_bridge
 
-    settings = load_settings()
+    settings = upstream_settings(req)
     caller = caller_of(req.headers, settings)
-    bridge = await get_bridge()
+    bridge = await get_bridge(settings.upstream_name)
     endpoint, tools = await bridge.list_tools()
     visible = [t for t in tools if may_call(caller, t.tool.name, settings)]  # only what it may call
     return _json(
@@ -237,7 +275,7 @@ async def _status_of(req: func.HttpRequest, conversation_id: str | None) -> func
 
     settings = load_settings()
     tool = settings.scheduler_status_tool
-    with audit.tool_call(tool) as record:
+    with audit.tool_call(tool, upstream=settings.upstream_name) as record:
         record.caller = caller = caller_of(req.headers, settings)
         require(caller, tool, settings)
         if not conversation_id:
@@ -263,6 +301,8 @@ async def _conversation_status_query(req: func.HttpRequest) -> func.HttpResponse
 @bp.function_name("call_tool")
 @bp.route(route="tools/{tool_name}", methods=[func.HttpMethod.POST], auth_level=func.AuthLevel.FUNCTION)
 async def call_tool(req: func.HttpRequest) -> func.HttpResponse:
+    if event_stream.requested(req):  # Accept: text/event-stream, with HTTP streams on
+        return await event_stream.relay_call(lambda: respond(req, _call_tool))
     return await respond(req, _call_tool)
 
 

@@ -25,8 +25,8 @@ _LOGGER = logging.getLogger(__name__)
 
 VERSION = 1
 REPLAYED_HEADER = "Idempotent-Replayed"
-_KEPT_HEADERS = ("content-type", "cache-control", "retry-after")
-_NEVER_REACHED = frozenset({400, 403, 404, 413, 503})
+_KEPT_HEADERS = ("content-type", "cache-control", "retry-after", "operation-location", "preference-applied")
+_NEVER_REACHED = frozenset({400, 403, 404, 413, 429, 503})
 _MISCONFIGURED = b"urn:problem:scheduler-bridge:misconfigured"
 
 

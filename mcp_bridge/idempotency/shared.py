@@ -26,6 +26,9 @@ _settings: BridgeSettings | None = None
 async def store_for(settings: BridgeSettings) -> Store:
     """The store for `settings`, built on first use (no await before it is installed: one per loop)."""
     global _store, _settings
+    # One store for every upstream: each has its own settings object, but storage is shared and
+    # the default upstream's settings stand for all of them (config/upstreams.py).
+    settings = next(iter(settings.upstreams.values()))
     if _store is not None and _settings is settings:
         return _store
     previous, _store, _settings = _store, _build(settings), settings

@@ -40,6 +40,7 @@ __all__ = [
     "mode",
     "probe",
     "record_failover",
+    "record_operation",
     "span",
     "token_refresh",
     "tool_call",
@@ -101,11 +102,14 @@ _NOOP = _Noop()
 
 class _Recorder(Protocol):
     def span(self, name: str, attributes: Mapping[str, AttributeValue] | None) -> SpanScope: ...
-    def tool_call(self, tool: str) -> ToolCallScope: ...
+    def tool_call(self, tool: str, upstream: str | None) -> ToolCallScope: ...
     def token_refresh(self) -> SpanScope: ...
-    def probe(self, endpoint: str) -> ProbeScope: ...
+    def probe(self, endpoint: str, upstream: str | None) -> ProbeScope: ...
     def record_failover(
         self, *, scope: str, from_endpoint: str | None, to_endpoint: str | None, reason: str
+    ) -> None: ...
+    def record_operation(
+        self, *, event: str, operation: str, tool: str, outcome: str, caller_id: str | None
     ) -> None: ...
     def flush(self, timeout_seconds: float) -> bool: ...
 
@@ -116,16 +120,19 @@ class _Off:
     def span(self, name: str, attributes: Mapping[str, AttributeValue] | None) -> _Noop:
         return _NOOP
 
-    def tool_call(self, tool: str) -> _Noop:
+    def tool_call(self, tool: str, upstream: str | None) -> _Noop:
         return _NOOP
 
     def token_refresh(self) -> _Noop:
         return _NOOP
 
-    def probe(self, endpoint: str) -> _Noop:
+    def probe(self, endpoint: str, upstream: str | None) -> _Noop:
         return _NOOP
 
     def record_failover(self, **_ignored: object) -> None:
+        return None
+
+    def record_operation(self, **_ignored: object) -> None:
         return None
 
     def flush(self, timeout_seconds: float) -> bool:
@@ -172,9 +179,10 @@ def span(name: str, *, attributes: Mapping[str, AttributeValue] | None = None) -
     return _recorder.span(name, attributes)
 
 
-def tool_call(tool: str) -> ToolCallScope:
-    """The CLIENT span `tools/call {tool}` and the `mcp.client.operation.duration` histogram."""
-    return _recorder.tool_call(tool)
+def tool_call(tool: str, *, upstream: str | None = None) -> ToolCallScope:
+    """The CLIENT span `tools/call {tool}` and the `mcp.client.operation.duration` histogram, both
+    with `scheduler_bridge.upstream` (which MCP server) when given."""
+    return _recorder.tool_call(tool, upstream)
 
 
 def token_refresh() -> SpanScope:
@@ -182,15 +190,30 @@ def token_refresh() -> SpanScope:
     return _recorder.token_refresh()
 
 
-def probe(endpoint: str) -> ProbeScope:
-    """The `health.probe` span and the probe counter for one endpoint."""
-    return _recorder.probe(endpoint)
+def probe(endpoint: str, *, upstream: str | None = None) -> ProbeScope:
+    """The `health.probe` span and the probe counter for one endpoint (and its upstream)."""
+    return _recorder.probe(endpoint, upstream)
 
 
-def record_failover(*, scope: str, from_endpoint: str | None, to_endpoint: str | None, reason: str) -> None:
+def record_failover(
+    *,
+    scope: str,
+    from_endpoint: str | None,
+    to_endpoint: str | None,
+    reason: str,
+    upstream: str | None = None,
+) -> None:
     """A call moved to another endpoint (`scope="call"`) or the active endpoint changed (`"active"`)."""
     _recorder.record_failover(
-        scope=scope, from_endpoint=from_endpoint, to_endpoint=to_endpoint, reason=reason
+        scope=scope, from_endpoint=from_endpoint, to_endpoint=to_endpoint, reason=reason, upstream=upstream
+    )
+
+
+def record_operation(*, event: str, operation: str, tool: str, outcome: str, caller_id: str | None) -> None:
+    """A long-running operation `started`, `polled`, `finished` or `canceled`: a span and a count.
+    `operation` is the id's digest prefix (operations.ids.short), never the id itself."""
+    _recorder.record_operation(
+        event=event, operation=operation, tool=tool, outcome=outcome, caller_id=caller_id
     )
 
 

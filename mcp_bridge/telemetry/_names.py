@@ -47,6 +47,7 @@ RESPONSE_STATUS_CODE: Final = "scheduler_bridge.response.status_code"
 """The HTTP status the bridge answered its caller with (not the Scheduler's)."""
 ATTEMPTS: Final = "scheduler_bridge.attempts"
 ENDPOINT: Final = "scheduler_bridge.endpoint"
+UPSTREAM: Final = "scheduler_bridge.upstream"  # which MCP server (MCP_UPSTREAMS): a low-cardinality name
 FAILOVER_SCOPE: Final = "scheduler_bridge.failover.scope"
 FAILOVER_FROM: Final = "scheduler_bridge.failover.from"
 FAILOVER_TO: Final = "scheduler_bridge.failover.to"
@@ -58,12 +59,18 @@ PROBE_LATENCY_MS: Final = "scheduler_bridge.probe.latency_ms"
 SPAN_TOKEN_REFRESH: Final = "token.refresh"
 SPAN_PROBE: Final = "health.probe"
 SPAN_FAILOVER: Final = "endpoint.failover"
+SPAN_OPERATION: Final = "operation.event"
+OPERATION_EVENT: Final = "scheduler_bridge.operation.event"
+OPERATION_ID: Final = "scheduler_bridge.operation.id"
+OPERATION_OUTCOME: Final = "scheduler_bridge.operation.outcome"
+OPERATION_TOOL: Final = "gen_ai.tool.name"
 
 # -- metrics ----------------------------------------------------------------------------------
 METRIC_TOOL_CALL_DURATION: Final = "mcp.client.operation.duration"
 METRIC_FAILOVERS: Final = "scheduler_bridge.failovers"
 METRIC_TOKEN_REFRESHES: Final = "scheduler_bridge.token.refreshes"
 METRIC_PROBES: Final = "scheduler_bridge.probes"
+METRIC_OPERATIONS: Final = "scheduler_bridge.operations"
 
 DURATION_BUCKETS: Final = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 """The boundaries the MCP conventions advise for `mcp.client.operation.duration`."""

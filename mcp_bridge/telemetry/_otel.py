@@ -50,25 +50,37 @@ class OtelRecorder:
         self.probes = meter.create_counter(
             n.METRIC_PROBES, unit="{probe}", description="Health probes by endpoint and result."
         )
+        self.operations = meter.create_counter(
+            n.METRIC_OPERATIONS,
+            unit="{event}",
+            description="Long-running operations started, polled and finished, by tool and outcome.",
+        )
 
     def span(self, name: str, attributes: Mapping[str, AttributeValue] | None) -> _Span:
         return _Span(self, name, SpanKind.INTERNAL, attributes)
 
-    def tool_call(self, tool: str) -> _ToolCall:
-        return _ToolCall(self, tool)
+    def tool_call(self, tool: str, upstream: str | None) -> _ToolCall:
+        return _ToolCall(self, tool, upstream)
 
     def token_refresh(self) -> _TokenRefresh:
         return _TokenRefresh(self, n.SPAN_TOKEN_REFRESH, SpanKind.INTERNAL, None)
 
-    def probe(self, endpoint: str) -> _Probe:
-        return _Probe(self, endpoint)
+    def probe(self, endpoint: str, upstream: str | None) -> _Probe:
+        return _Probe(self, endpoint, upstream)
 
     def record_failover(
-        self, *, scope: str, from_endpoint: str | None, to_endpoint: str | None, reason: str
+        self,
+        *,
+        scope: str,
+        from_endpoint: str | None,
+        to_endpoint: str | None,
+        reason: str,
+        upstream: str | None = None,
     ) -> None:
         try:
             attributes = _present(
                 {
+                    n.UPSTREAM: upstream,
                     n.FAILOVER_SCOPE: scope,
                     n.FAILOVER_FROM: n.safe_endpoint(from_endpoint),
                     n.FAILOVER_TO: n.safe_endpoint(to_endpoint),
@@ -80,6 +92,25 @@ class OtelRecorder:
             self.failovers.add(1, attributes)
         except Exception:
             _LOGGER.debug("Recording a failover failed", exc_info=True)
+
+    def record_operation(
+        self, *, event: str, operation: str, tool: str, outcome: str, caller_id: str | None
+    ) -> None:
+        try:
+            attributes = _present(
+                {
+                    n.OPERATION_EVENT: event,
+                    n.OPERATION_TOOL: tool[:_MAX_TOOL_NAME],
+                    n.OPERATION_OUTCOME: outcome,
+                }
+            )
+            span_attributes = {**attributes, n.OPERATION_ID: operation}
+            if caller_id:
+                span_attributes["enduser.id"] = caller_id
+            self.tracer.start_span(n.SPAN_OPERATION, kind=SpanKind.INTERNAL, attributes=span_attributes).end()
+            self.operations.add(1, attributes)  # no id or caller on the metric: bounded cardinality
+        except Exception:
+            _LOGGER.debug("Recording an operation event failed", exc_info=True)
 
     def flush(self, timeout_seconds: float) -> bool:
         """Export what is buffered now (spans, metrics, logs) instead of at the next interval."""
@@ -152,10 +183,20 @@ class _Span:
 class _ToolCall(_Span):
     """`tools/call {tool}`, a CLIENT span covering every attempt, plus the duration histogram."""
 
-    __slots__ = ("_attempts", "_endpoint", "_outcome", "_protocol_version", "_started", "_status", "_tool")
+    __slots__ = (
+        "_attempts",
+        "_endpoint",
+        "_outcome",
+        "_protocol_version",
+        "_started",
+        "_status",
+        "_tool",
+        "_upstream",
+    )
 
-    def __init__(self, recorder: OtelRecorder, tool: str) -> None:
+    def __init__(self, recorder: OtelRecorder, tool: str, upstream: str | None = None) -> None:
         self._tool = tool[:_MAX_TOOL_NAME]
+        self._upstream = upstream
         super().__init__(
             recorder,
             f"{n.TOOLS_CALL} {self._tool}",
@@ -166,6 +207,7 @@ class _ToolCall(_Span):
                 n.GEN_AI_TOOL_NAME: self._tool,
                 n.NETWORK_TRANSPORT: "tcp",
                 n.NETWORK_PROTOCOL_NAME: "http",
+                **({n.UPSTREAM: upstream} if upstream is not None else {}),
             },
         )
         self._outcome = "error"
@@ -200,6 +242,7 @@ class _ToolCall(_Span):
         shared = _present(
             {
                 **endpoint,
+                n.UPSTREAM: self._upstream,
                 n.MCP_PROTOCOL_VERSION: self._protocol_version,
                 n.OUTCOME: self._outcome,
                 n.ERROR_TYPE: error_type,
@@ -239,8 +282,11 @@ class _Probe(_Span):
 
     __slots__ = ("_latency_ms", "_result")
 
-    def __init__(self, recorder: OtelRecorder, endpoint: str) -> None:
-        super().__init__(recorder, n.SPAN_PROBE, SpanKind.INTERNAL, n.endpoint_attributes(endpoint))
+    def __init__(self, recorder: OtelRecorder, endpoint: str, upstream: str | None = None) -> None:
+        attributes = n.endpoint_attributes(endpoint)
+        if upstream is not None:
+            attributes = {**attributes, n.UPSTREAM: upstream}
+        super().__init__(recorder, n.SPAN_PROBE, SpanKind.INTERNAL, attributes)
         self._result: str | None = None
         self._latency_ms: float | None = None
 

@@ -72,7 +72,7 @@ class LiveDocument:
                 "Serving the OpenAPI document from the last listing: listing failed (%s)", problem.slug
             )
             return self._listing
-        self._listing = tuple(entry.tool for entry in listed)
+        self._listing = tuple(_as_callable(bridge, entry.tool) for entry in listed)
         return self._listing
 
     def render(
@@ -107,3 +107,17 @@ def _same(new: tuple[Tool, ...], old: tuple[Tool, ...]) -> bool:
 
 live_document = LiveDocument()
 """The process's one document cache, like the process's one bridge."""
+
+
+def _as_callable(bridge: SchedulerBridge, tool: Tool) -> Tool:
+    """The tool with the task support a caller meets: a 2026-07-28 server that serves the tasks
+    extension lists none, yet may make any call a task (`calls.tasks.effective_support`)."""
+    from mcp_types import ToolExecution
+
+    from ..calls.tasks import task_support
+
+    support = task_support(bridge, tool.name)
+    listed = tool.execution.task_support if tool.execution is not None else None
+    if support in (None, "forbidden") or support == listed:
+        return tool
+    return tool.model_copy(update={"execution": ToolExecution(task_support=support)})

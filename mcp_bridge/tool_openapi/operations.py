@@ -103,12 +103,25 @@ def _operation(
     schemas[result_name] = result
     responses = copy.deepcopy(generic["responses"])
     responses["200"]["content"]["application/json"]["schema"] = {"$ref": _COMPONENT + result_name}
+    parameters = [copy.deepcopy(p) for p in generic["parameters"] if p["in"] != "path"]
+    support = tool.execution.task_support if tool.execution is not None else None
+    if support in ("optional", "required") and "202" in responses:
+        # A task tool: its 202's monitor carries this tool's typed result once it has Succeeded.
+        monitor = copy.deepcopy(schemas["OperationMonitor"])
+        monitor["title"] = names("Operation")
+        monitor["description"] = f"The status monitor of a `POST /api/tools/{tool.name}` operation."
+        monitor["properties"]["result"] = {"anyOf": [{"$ref": _COMPONENT + result_name}, {"type": "null"}]}
+        schemas[monitor["title"]] = monitor
+        responses["202"]["content"]["application/json"]["schema"] = {"$ref": _COMPONENT + monitor["title"]}
+    else:  # never a task: no 202, and Prefer changes nothing
+        responses.pop("202", None)
+        parameters = [p for p in parameters if p["name"] != "Prefer"]
     annotations = tool.annotations
     described: dict[str, Any] = {
         "operationId": op_id,
         "summary": tool.title or (annotations.title if annotations else None) or tool.name,
         "tags": [TAG],
-        "parameters": [copy.deepcopy(p) for p in generic["parameters"] if p["in"] != "path"],
+        "parameters": parameters,
         "requestBody": {
             "required": bool(input_schema.get("required")),
             "description": "The tool's arguments (its MCP inputSchema). Names it does not declare are "

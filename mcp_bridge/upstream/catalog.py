@@ -41,6 +41,12 @@ class CatalogTool:
         annotations = self.tool.annotations
         return bool(annotations and (annotations.read_only_hint or annotations.idempotent_hint))
 
+    @property
+    def task_support(self) -> str:
+        """`forbidden`, `optional` or `required` (MCP `execution.taskSupport`; absent is forbidden)."""
+        execution = self.tool.execution
+        return (execution.task_support if execution is not None else None) or "forbidden"
+
     def violations(self, arguments: dict[str, Any]) -> list[dict[str, str]]:
         """Every way `arguments` breaks the tool's input schema, as JSON-pointer + message."""
         if self.validator is None:

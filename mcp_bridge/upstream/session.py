@@ -23,6 +23,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
+from . import task_progress
 from .catalog import ToolCatalog
 from .wire import WireTrace, current_trace
 
@@ -72,6 +73,10 @@ class UpstreamSession:
         self._last_miss_refresh = float("-inf")
         self.connections_opened = 0
         self.protocol_version: str | None = None
+        self.session_id: str | None = None
+        """The open session's `Mcp-Session-Id` (handshake era), where its tasks live (operations/)."""
+        self.serves_tasks_extension = False
+        """The server declared `io.modelcontextprotocol/tasks` (2026-07-28): it may make any call a task."""
         # Weakly: a lost client is asked about only by the calls still holding it. A strong
         # reference kept a whole closed client (~0.5 MiB) per restart alive (the soak found it).
         self._lost: weakref.WeakValueDictionary[int, Client] = weakref.WeakValueDictionary()
@@ -164,7 +169,7 @@ class UpstreamSession:
         ready.add_done_callback(_retrieve)
 
     async def _own(self, ready: asyncio.Future[Client], stop: asyncio.Event) -> None:
-        trace = WireTrace()
+        trace = WireTrace(wants_session_id=True)
         current_trace.set(trace)
         try:
             async with Client(
@@ -182,6 +187,9 @@ class UpstreamSession:
                 self._generation += 1
                 self.connections_opened += 1
                 self.protocol_version = client.protocol_version
+                self.session_id = trace.session_id
+                extensions = client.server_capabilities.extensions or {}
+                self.serves_tasks_extension = "io.modelcontextprotocol/tasks" in extensions
                 self._client = client
                 _LOGGER.info("MCP session open: %s (protocol %s)", self.url, client.protocol_version)
                 ready.set_result(client)
@@ -227,6 +235,8 @@ class UpstreamSession:
         ):
             _LOGGER.info("Tool list changed at %s", self.url)
             self.invalidate_catalog()
+        elif isinstance(message, types.ProgressNotification):
+            task_progress.note(message)  # a task's progress, after its tools/call answered
 
     async def _follow_tool_changes(self, client: Client) -> None:
         """On 2026-07-28 sessions list_changed arrives only through `subscriptions/listen`."""

@@ -80,6 +80,10 @@ class WireTrace:
     """The time limit of the call this trace belongs to, so a refusal can shorten it."""
     idempotent_call: bool = False
     """The call's tool is idempotent: its `tools/call` may be resent after the keep-alive race."""
+    session_id: str | None = None
+    """The `Mcp-Session-Id` the server gave, recorded only on a trace that asks (`wants_session_id`):
+    the session owner's, so an operation can name the session its task lives in (operations/)."""
+    wants_session_id: bool = False
 
     @property
     def last_status(self) -> int | None:
@@ -246,8 +250,12 @@ class ShieldedTransport(httpx2.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         trace = current_trace.get()
-        if request.method == "DELETE" and request.headers.get(SESSION_HEADER) in self._lost_sessions:
-            # Closing a session the server already forgot: its refusal would only be noise.
+        if request.method == "DELETE" and (
+            (session := request.headers.get(SESSION_HEADER)) in self._lost_sessions
+            or session in _kept_sessions
+        ):
+            # Closing a session the server already forgot: its refusal would only be noise. Closing
+            # one that holds tasks would end them (server-everything drops a session's task store).
             return httpx2.Response(204, request=request)
         try:
             response = await self._send(request, trace)
@@ -259,6 +267,8 @@ class ShieldedTransport(httpx2.AsyncBaseTransport):
             trace.statuses.append(response.status_code)
             if response.status_code in (429, 502, 503, 504):
                 trace.retry_after = parse_retry_after(response.headers.get("retry-after"))
+            if trace.wants_session_id and (session_id := response.headers.get(SESSION_HEADER)):
+                trace.session_id = session_id
         if response.status_code in (400, 404) and SESSION_HEADER in request.headers:
             response = await self._note_session_refusal(request, response, trace)
         if 300 <= response.status_code < 400:
@@ -354,6 +364,18 @@ class ShieldedTransport(httpx2.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self._inner.aclose()
+
+
+_kept_sessions: set[str] = set()
+
+
+def keep_session(session_id: str) -> None:
+    """Never send `DELETE` for this session: it holds tasks that outlive this instance (operations/).
+
+    Servers bind a task to the session that created it (the TypeScript SDK's task store) or drop
+    the session's tasks with it (server-everything); other instances keep polling through it.
+    """
+    _kept_sessions.add(session_id)
 
 
 def _synthetic(request: httpx2.Request, trace: WireTrace | None, failure: Failure) -> httpx2.Response:

@@ -70,6 +70,10 @@ class Peer:
     """Tools the peer offers only to clients with capabilities the bridge does not declare."""
     ran_marker: str | None = None
     """A line printed once per tool run (our own peer scripts), for `ran()`."""
+    task: ToolCall | None = None
+    """A tool with `taskSupport: required` that succeeds (the tasks scenario)."""
+    task_asking: ToolCall | None = None
+    """A task tool that asks the client for input (elicitation) while it runs."""
 
     @property
     def folder(self) -> Path:
@@ -161,6 +165,11 @@ _SDK_EXAMPLE_TOOLS = {
     "progress_server": True,
 }
 _NO_IDLE = "no idle expiry can be configured"
+_NO_TASKS = "the peer script registers no task tool (mcp 1.x and fastmcp serve tasks only through APIs it does not use)"
+_SDK_TASKS = {
+    "task": ToolCall("delay", {"duration": 1500}),
+    "task_asking": ToolCall("collect-user-info-task", {"infoType": "contact"}),
+}
 
 PEERS: tuple[Peer, ...] = (
     Peer(
@@ -174,6 +183,7 @@ PEERS: tuple[Peer, ...] = (
         invalid_arguments={"a": "two", "b": 3},
         posts="Received MCP POST request",
         progress=ToolCall("trigger-long-running-operation", {"duration": 0.5, "steps": 5}),
+        task=ToolCall("simulate-research-query", {"topic": "conformance"}),
         not_applicable={
             "idle expiry": f"{_NO_IDLE}: it keeps sessions until DELETE or exit",
             "server requests": "registers its eliciting and sampling tools only for clients that declare "
@@ -189,6 +199,7 @@ PEERS: tuple[Peer, ...] = (
         unknown_session='400, JSON-RPC -32000 "Bad Request: No valid session ID provided", id null',
         not_applicable={"idle expiry": f"{_NO_IDLE}: the example keeps sessions until DELETE or exit"},
         **_SDK_EXAMPLE_TOOLS,
+        **_SDK_TASKS,
     ),
     Peer(
         name="ts-sdk-1.32",
@@ -198,6 +209,7 @@ PEERS: tuple[Peer, ...] = (
         unknown_session='404, JSON-RPC -32001 "Session not found", id null',
         not_applicable={"idle expiry": f"{_NO_IDLE}: the example's IDLE_MS is a constant (30 min)"},
         **_SDK_EXAMPLE_TOOLS,
+        **_SDK_TASKS,
     ),
     Peer(
         name="mcp-1.25",
@@ -205,7 +217,10 @@ PEERS: tuple[Peer, ...] = (
         package="mcp",
         version="1.25.0",
         unknown_session='400, text/plain (no content type) "Bad Request: No valid session ID provided"',
-        not_applicable={"idle expiry": f"{_NO_IDLE}: its session manager has no idle timeout"},
+        not_applicable={
+            "idle expiry": f"{_NO_IDLE}: its session manager has no idle timeout",
+            "tasks": _NO_TASKS,
+        },
         **_PY_TOOLS,
     ),
     Peer(
@@ -215,6 +230,7 @@ PEERS: tuple[Peer, ...] = (
         version="1.30.0",
         unknown_session='404, JSON-RPC -32600 "Session not found", id "server-error"',
         idle_timeout=True,
+        not_applicable={"tasks": _NO_TASKS},
         **_PY_TOOLS,
     ),
     Peer(
@@ -224,6 +240,7 @@ PEERS: tuple[Peer, ...] = (
         version="4.2.3",
         unknown_session='404, JSON-RPC -32600 "Session not found", id null (mcp 2.3.0 underneath)',
         idle_timeout=True,
+        not_applicable={"tasks": _NO_TASKS},
         **_PY_TOOLS,
     ),
 )
@@ -236,6 +253,7 @@ SCENARIOS = (
     "front end",
     "server requests",
     "progress",
+    "tasks",
 )
 
 
@@ -246,6 +264,7 @@ RUN_ORDER = (
     "failover",
     "server requests",
     "progress",
+    "tasks",
     "front end",
 )
 """The order a peer's scenarios run in: the front end leaves the first region dead, so it goes last."""

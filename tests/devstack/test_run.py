@@ -181,6 +181,8 @@ def write_bridge_app(app_dir: Path, ports: dict[str, int]) -> None:
         "DEVSTACK_FUNCTION_KEY": "first-run-function-key",
         "DEVSTACK_MASTER_KEY": "first-run-master-key",
         "HEALTH_PROBE_SCHEDULE": "0 0 0 1 1 *",
+        "HTTP_STREAMS": "true",
+        "PYTHON_ENABLE_INIT_INDEXING": "1",
     }
     (app_dir / "local.settings.json.example").write_text(json.dumps({"Values": values}))
 
@@ -229,9 +231,11 @@ def test_the_printed_curls_work_as_pasted_in_api_key_mode_without_a_scope(tmp_pa
     assert shell.returncode == 0, shell.stderr
     # Each curl's status goes to a file of its own: the schedule answer reaches stderr through `tee`.
     statuses = (tmp_path / "curl-statuses").read_text()
-    assert re.findall(r"HTTP (\d{3})\n", statuses) == ["200"] * 4, (statuses, shell.stderr)
-    answers = [json.loads(line) for line in shell.stdout.splitlines()]
-    tools, status, health = answers
+    assert re.findall(r"HTTP (\d{3})\n", statuses) == ["200"] * 5, (statuses, shell.stderr)
+    lines = shell.stdout.splitlines()
+    tools, status, health = [json.loads(line) for line in lines[:3]]
+    events = [line for line in lines[3:] if line.startswith("event: ")]
+    assert events.count("event: progress") == 3 and events[-1] == "event: result", lines[3:]
     assert "scheduleConversation" in [tool["name"] for tool in tools["tools"]]
     assert status["status"]["status"] == "scheduled"
     assert status["conversation_id"].startswith("conv-")
@@ -277,7 +281,7 @@ CURL_STAND_IN = textwrap.dedent(
         elif arg == "-H": name, _, value = args.pop(0).partition(":"); headers[name] = value.strip()
         elif arg == "-d": data = args.pop(0)
         elif arg == "-w": args.pop(0)
-        elif arg == "-s": pass
+        elif arg in ("-s", "-N", "-sN"): pass
         else: url = arg
     response = httpx2.request(method, url, headers=headers, content=data, timeout=60)
     sys.stdout.write(response.text + "\\n")

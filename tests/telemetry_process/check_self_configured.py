@@ -74,6 +74,7 @@ async def test_each_tool_call_is_one_client_span_with_mcp_attributes(configure, 
         "mcp.method.name": "tools/call",
         "gen_ai.operation.name": "execute_tool",
         "gen_ai.tool.name": "scheduleConversation",
+        "scheduler_bridge.upstream": "scheduler",
         "mcp.protocol.version": "2026-07-28",
         "scheduler_bridge.endpoint": stack.east.mcp_url,
         "scheduler_bridge.outcome": "ok",
@@ -168,6 +169,7 @@ async def test_a_call_moving_to_another_endpoint_is_a_failover_span_and_count(
     assert failover["type"] == "InProc"
     assert failover["tags"]["ai.operation.parentId"] == call["id"], "inside the call that moved"
     expected = {
+        "scheduler_bridge.upstream": "scheduler",
         "scheduler_bridge.failover.scope": "call",
         "scheduler_bridge.failover.from": stack.east.mcp_url,
         "scheduler_bridge.failover.to": stack.west.mcp_url,
@@ -200,6 +202,7 @@ async def test_probes_and_an_active_endpoint_change_are_traced_and_counted(confi
     assert counts == {(str(stack.east.port), "connect"): 3, (str(stack.west.port), "ok"): 3}
     change = only(dependencies(envelopes, "endpoint.failover"))
     assert change["properties"] == {
+        "scheduler_bridge.upstream": "scheduler",
         "scheduler_bridge.failover.scope": "active",
         "scheduler_bridge.failover.from": stack.east.mcp_url,
         "scheduler_bridge.failover.to": stack.west.mcp_url,
@@ -341,6 +344,7 @@ async def test_audit_records_are_custom_events_and_tool_spans_carry_the_callers_
         "caller.name": "booking-service",
         "caller.idp": "aad",
         "caller.roles": "Scheduler.Write",
+        "upstream": "scheduler",
         "tool": "scheduleConversation",
         "outcome": "ok",
         "status": "200",
