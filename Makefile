@@ -64,6 +64,7 @@ conformance:
 # The bridge side by side with a raw mcp.Client on loopback, about 2-3 minutes (docs/performance.md).
 # Uses wrk for the HTTP section when installed (apt-get install wrk), else an httpx2 load loop.
 bench: install package
+	$(PY) -m bench.peers install
 	$(PY) -m bench
 
 # Reliability figures to quote (docs/reliability.md), about 20 minutes: a 15-minute soak of one

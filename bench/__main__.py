@@ -27,9 +27,13 @@ from .concurrency import run_concurrency
 from .failover import run_failover
 from .http_load import run_http
 from .idempotency import run_idempotency
+from .instance_concurrency import InstanceResult, run_instance_concurrency
 from .latency import run_latency
+from .layers import run_layers
+from .layers import table as layers_table
+from .peers import PeersResult, run_peers
 from .report import Report
-from .rig import build_rig
+from .rig import Rig, build_rig
 from .stack import start_stack
 from .streams import run_streams
 from .tasks import run_tasks
@@ -56,6 +60,13 @@ class Plan:
     wan_slots: int = 6  # sparse clients of each kind at once
     wan_sparse_calls: int = 3  # counted calls per sparse client, one per period
     wan_period: float = 10.0
+    instance_delay: float = 0.035  # one way, as section 6: a call waits ~70 ms on the network
+    instance_seconds: float = 3.0
+    peer_connections: tuple[int, ...] = (1, 16)
+    peer_seconds: float = 3.0
+    peer_rounds: int = 2
+    layers_blocks: int = 16
+    layers_calls: int = 40
 
     @classmethod
     def quick(cls) -> Plan:
@@ -72,6 +83,11 @@ class Plan:
             wan_dense_rounds=9,
             wan_slots=2,
             wan_sparse_calls=1,
+            instance_seconds=1.0,
+            peer_seconds=1.0,
+            peer_rounds=1,
+            layers_blocks=4,
+            layers_calls=20,
         )
 
 
@@ -104,6 +120,50 @@ def _log_like_the_worker(path: Path) -> QueueListener:
     logging.basicConfig(level=logging.INFO, handlers=[QueueHandler(records)], force=True)
     logging.getLogger("httpx2").setLevel(logging.WARNING)
     return listener
+
+
+async def _instance_and_peers(rig: Rig, plan: Plan, started: float) -> tuple[InstanceResult, PeersResult]:
+    await rig.use_era("modern")  # the hosts inherit this environment: no setting of an earlier section
+    _progress(f"one instance, concurrency 1-128, Scheduler {plan.instance_delay * 1000:.0f} ms away", started)
+    instance = await asyncio.to_thread(
+        run_instance_concurrency, rig, delay=plan.instance_delay, seconds=plan.instance_seconds
+    )
+    _progress("peers: the bridge and mcpo, interleaved", started)
+    peers = await asyncio.to_thread(
+        run_peers, rig, connections=plan.peer_connections, seconds=plan.peer_seconds, rounds=plan.peer_rounds
+    )
+    return instance, peers
+
+
+async def run_instance_only(plan: Plan) -> list[str]:
+    """`--only instance`: sections 8 and 9 alone, for re-measuring the knee (docs/deployment.md)."""
+    started = time.perf_counter()
+    stack = start_stack()
+    listener = _log_like_the_worker(stack.log_dir / "bench.log")
+    try:
+        rig = await build_rig(stack)
+        await reset_bridge()
+        instance, peers = await _instance_and_peers(rig, plan, started)
+    finally:
+        await reset_bridge()
+        stack.stop()
+        listener.stop()
+    return Report.instance_lines(instance, peers)
+
+
+async def run_layers_only(plan: Plan) -> list[str]:
+    """`--only layers`: section 10 alone, the per-layer CPU costs (docs/performance.md)."""
+    stack = start_stack()
+    listener = _log_like_the_worker(stack.log_dir / "bench.log")
+    try:
+        rig = await build_rig(stack)
+        layers = await run_layers(rig, blocks=plan.layers_blocks, calls=plan.layers_calls)
+    finally:
+        await reset_bridge()
+        stack.stop()
+        listener.stop()
+    load = os.getloadavg()[0]
+    return [*layers_table(layers), f"(load average {load:.1f} at the end)"]
 
 
 async def run(plan: Plan) -> Report:
@@ -164,6 +224,10 @@ async def run(plan: Plan) -> Report:
         idempotency = await run_idempotency(rig, rounds=plan.idempotency_rounds)
         _progress("long-running operations", started)
         tasks = await run_tasks(rig, rounds=plan.task_rounds)
+        _progress("client CPU, layer by layer", started)
+        layers = await run_layers(rig, blocks=plan.layers_blocks, calls=plan.layers_calls)
+        await reset_bridge()
+        instance, peers = await _instance_and_peers(rig, plan, started)
     finally:
         await reset_bridge()
         stack.stop()
@@ -179,6 +243,9 @@ async def run(plan: Plan) -> Report:
         idempotency=idempotency,
         wan=wan,
         tasks=tasks,
+        instance=instance,
+        peers=peers,
+        layers=layers,
         elapsed_seconds=time.perf_counter() - started,
         streams=streams,
     )
@@ -187,8 +254,20 @@ async def run(plan: Plan) -> Report:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer samples: a smoke test, not a result")
+    parser.add_argument(
+        "--only",
+        choices=["instance", "layers"],
+        help="instance: one instance's concurrency and the peers; layers: the CPU cost of each layer",
+    )
     args = parser.parse_args(argv)
-    report = asyncio.run(run(Plan.quick() if args.quick else Plan()))
+    plan = Plan.quick() if args.quick else Plan()
+    if args.only == "instance":
+        print("\n".join(asyncio.run(run_instance_only(plan))), flush=True)
+        return
+    if args.only == "layers":
+        print("\n".join(asyncio.run(run_layers_only(plan))), flush=True)
+        return
+    report = asyncio.run(run(plan))
     print("\n".join(report.lines()), flush=True)
 
 

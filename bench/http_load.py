@@ -111,11 +111,7 @@ def targets(rig: Rig, host: ManagedProcess, key: str) -> dict[str, Target]:
         },
     }
     return {
-        "host": Target(
-            f"{host.url}/api/tools/{STATUS_TOOL}?code={key}",
-            {"Content-Type": "application/json"},
-            json.dumps(arguments).encode(),
-        ),
+        "host": host_target(host, key, arguments),
         "raw": Target(
             rig.stack.east.mcp_url,
             {
@@ -132,8 +128,9 @@ def targets(rig: Rig, host: ManagedProcess, key: str) -> dict[str, Target]:
 
 
 def check(target: Target) -> None:
-    """One request by hand: the load must measure successful tool calls, not fast errors."""
-    response = httpx2.post(target.url, headers=target.headers, content=target.body, timeout=10)
+    """One request by hand: the load must measure successful tool calls, not fast errors. The first
+    request on a fresh host pays the imports, the token and the sessions: seconds on a busy machine."""
+    response = httpx2.post(target.url, headers=target.headers, content=target.body, timeout=60)
     body: Any = response.json()
     failed = response.status_code != 200 or "error" in body or body.get("result", body).get("isError")
     if failed:
@@ -204,6 +201,26 @@ def _httpx_load(target: Target, connections: int, seconds: float) -> Run:
     return asyncio.run(load())
 
 
+def load(target: Target, connections: int, seconds: float, script: Path) -> Run:
+    """One closed-loop run with wrk when installed, else the httpx2 loop."""
+    if shutil.which("wrk") is not None:
+        return _wrk(target, connections, seconds, script)
+    return _httpx_load(target, connections, seconds)
+
+
+def load_generator() -> str:
+    return "wrk" if shutil.which("wrk") is not None else "httpx2 loop"
+
+
+def host_target(host: ManagedProcess, key: str, arguments: dict[str, Any]) -> Target:
+    """`POST /api/tools/{tool}` on a bench host, with the function key."""
+    return Target(
+        f"{host.url}/api/tools/{STATUS_TOOL}?code={key}",
+        {"Content-Type": "application/json"},
+        json.dumps(arguments).encode(),
+    )
+
+
 def run_http(rig: Rig, *, connections: tuple[int, ...], seconds: float, rounds: int) -> HttpResult:
     """Blocking: call it through `asyncio.to_thread` (the load must not share the bench's loop)."""
     host, key = start_bench_host(rig)
@@ -211,7 +228,6 @@ def run_http(rig: Rig, *, connections: tuple[int, ...], seconds: float, rounds: 
         chosen = targets(rig, host, key)
         for target in chosen.values():
             check(target)
-        use_wrk = shutil.which("wrk") is not None
         script = rig.stack.log_dir / "wrk-post.lua"
         levels = []
         for count in connections:
@@ -219,10 +235,10 @@ def run_http(rig: Rig, *, connections: tuple[int, ...], seconds: float, rounds: 
             for number in range(2 * rounds):
                 side = _PATTERN[number % len(_PATTERN)]
                 target = chosen[side]
-                run = _wrk(target, count, seconds, script) if use_wrk else _httpx_load(target, count, seconds)
+                run = load(target, count, seconds, script)
                 level.runs[side].append(run)
                 time.sleep(0.2)  # let the servers settle between runs
             levels.append(level)
-        return HttpResult(tool="wrk" if use_wrk else "httpx2 loop", levels=levels)
+        return HttpResult(tool=load_generator(), levels=levels)
     finally:
         host.stop()

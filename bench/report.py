@@ -10,7 +10,13 @@ from .concurrency import ConcurrencyResult
 from .failover import FailoverResult
 from .http_load import HttpResult
 from .idempotency import StoreCost
+from .instance_concurrency import InstanceResult
+from .instance_concurrency import table as instance_table
 from .latency import LatencyResult
+from .layers import LayersResult
+from .layers import table as layers_table
+from .peers import NOT_RUN, PeersResult
+from .peers import table as peers_table
 from .stats import median
 from .streams import StreamsResult
 from .tasks import TasksResult
@@ -36,6 +42,13 @@ RESULT_KEYS = (
     "first_request_after_warmup_ms",
     "wan_sparse_over_dense",
     "wan_naive_over_bridge",
+    "instance_knee",
+    "bridge_over_mcpo_rps_1",
+    "bridge_over_mcpo_rps_16",
+    "bridge_p50_ms_1",
+    "mcpo_p50_ms_1",
+    "bridge_p50_ms_16",
+    "mcpo_p50_ms_16",
     "http_streams_p50_over_classic",
 )
 
@@ -50,6 +63,9 @@ class Report:
     failover: FailoverResult
     idempotency: list[StoreCost]
     wan: WanResult
+    instance: InstanceResult
+    peers: PeersResult
+    layers: LayersResult
     tasks: TasksResult
     elapsed_seconds: float
     streams: StreamsResult | None = None
@@ -78,8 +94,39 @@ class Report:
             "first_request_after_warmup_ms": round(median(self.cold.after_warmup_ms), 1),
             "wan_sparse_over_dense": round(self.wan.sparse_over_dense, 3),
             "wan_naive_over_bridge": round(self.wan.naive_over_bridge, 2),
+            **self.instance_keys(self.instance, self.peers),
             "http_streams_p50_over_classic": round(self.streams.p50_ratio, 3) if self.streams else -1,
         }
+
+    @staticmethod
+    def instance_keys(instance: InstanceResult, peers: PeersResult) -> dict[str, float | int]:
+        keys: dict[str, float | int] = {"instance_knee": instance.knee}
+        for level in peers.levels:
+            n = level.connections
+            keys[f"bridge_over_mcpo_rps_{n}"] = round(level.rps_ratio, 2)
+            keys[f"bridge_p50_ms_{n}"] = round(level.p50_ms("bridge"), 1)
+            keys[f"mcpo_p50_ms_{n}"] = round(level.p50_ms("mcpo"), 1)
+        return keys
+
+    @staticmethod
+    def instance_lines(instance: InstanceResult, peers: PeersResult) -> list[str]:
+        """Sections 8 and 9 (also printed alone by `python -m bench --only instance`)."""
+        out = [
+            "### 8. One instance: one worker process through the devstack host, concurrency 1–128 "
+            "(`getConversationStatus`)",
+            "",
+            *instance_table(instance),
+            "",
+            "### 9. Peers: the bridge and mcpo in front of the same Scheduler",
+            "",
+            *peers_table(peers),
+            "",
+            "Not run: " + "; ".join(f"{name}: {why}" for name, why in NOT_RUN.items()) + ".",
+            "",
+        ]
+        keys = Report.instance_keys(instance, peers)
+        out.append("RESULT " + " ".join(f"{key}={value}" for key, value in keys.items()))
+        return out
 
     def _wan_lines(self) -> list[str]:
         wan = self.wan
@@ -260,6 +307,13 @@ class Report:
             "",
         ]
         out += self._wan_lines()
+        out += self.instance_lines(self.instance, self.peers)[:-1]
+        out += [
+            "### 10. Client CPU, layer by layer (modern era, `getConversationStatus`)",
+            "",
+            *layers_table(self.layers),
+            "",
+        ]
         out += ["", "### Long-running operations (findCommonSlot, medians)", "", *tasks_table(self.tasks), ""]
         result = self.result()
         out.append("RESULT " + " ".join(f"{key}={result[key]}" for key in RESULT_KEYS))

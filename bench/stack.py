@@ -133,7 +133,11 @@ def control(url: str, method: str = "GET", path: str = "/_devstack/counters", bo
 
 
 def apply_env(values: dict[str, str]) -> None:
+    """Replace the bridge's settings in this process's environment (the bench hosts inherit it).
+
+    Case-insensitive, as app settings are: `AzureWebJobsStorage` left over from the idempotency
+    section would otherwise point later hosts at a stopped Azurite."""
     for key in list(os.environ):
-        if key.startswith(("SCHEDULER_", "IDENTITY_", "MSI_", "AZUREWEBJOBS")):
+        if key.upper().startswith(("SCHEDULER_", "IDENTITY_", "MSI_", "AZUREWEBJOBS", "IDEMPOTENCY_")):
             del os.environ[key]
     os.environ.update(values)

@@ -154,10 +154,11 @@ def curl_examples(plan: DevstackPlan) -> list[str]:
 
 SSE_SEARCH = '{"calendars":["alice@example.com","bob@example.com","carol@example.com"],"scan_seconds":3}'
 LONG_RUNNING_HEADING = "# a long-running tool as an Azure long-running operation"
+WATCH_HEADING = "# or watch it to the end: its status changes as Server-Sent Events, then the result"
 
 
 def long_running_examples(base: str, code: str) -> list[str]:
-    """Start findCommonSlot (a 20-second search) as an operation, then poll its status monitor.
+    """Start findCommonSlot (a 20-second search) as an operation, then poll its status monitor, or watch it.
 
     `Prefer: respond-async` asks for `202 Accepted` at once; the status monitor it carries (also at
     `Operation-Location`) has the operation's `id`, kept in `$op` for the poll.
@@ -172,6 +173,8 @@ def long_running_examples(base: str, code: str) -> list[str]:
         f"| tee /dev/stderr | python3 -c {shlex.quote(id_from_monitor)})",
         "# poll it (again after Retry-After seconds) until its status is Succeeded, Failed or Canceled",
         f'curl -s -w "\\n" "{base}/operations/$op?code={code}"',
+        WATCH_HEADING,
+        f"curl -sN \"{base}/operations/$op?code={code}\" -H 'Accept: text/event-stream'",
     ]
 
 

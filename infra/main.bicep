@@ -51,6 +51,12 @@ param schedulerStrictArguments bool = true
 @description('How long an Idempotency-Key answer is kept, in seconds, at most 30 days (IDEMPOTENCY_TTL_SECONDS).')
 param idempotencyTtlSeconds string = '86400'
 
+@description('How long a long-running operation is kept, in seconds, 60 s to 30 days (OPERATIONS_RETENTION_SECONDS).')
+param operationsRetentionSeconds string = '86400'
+
+@description('Live long-running operations one caller may have (OPERATIONS_MAX_PER_CALLER).')
+param operationsMaxPerCaller string = '20'
+
 @description('HTTP streams: Accept: text/event-stream streams tool progress (docs/streaming.md). Sets HTTP_STREAMS and PYTHON_ENABLE_INIT_INDEXING.')
 param httpStreams bool = true
 
@@ -82,6 +88,11 @@ param maximumInstanceCount int = 100
 ])
 @description('Memory of each instance in MB.')
 param instanceMemoryMB int = 2048
+
+@minValue(1)
+@maxValue(1000)
+@description('Most HTTP requests one instance is given at once (Flex Consumption scaleAndConcurrency.triggers.http.perInstanceConcurrency); the platform adds instances for the rest. The default is the knee `make bench` measured for one worker process on a 2048 MB instance (docs/deployment.md): raise it with instanceMemoryMB 4096, lower it for 512.')
+param httpPerInstanceConcurrency int = 8
 
 @description('Spread the plan\'s instances over availability zones; only in regions that offer it for Flex Consumption.')
 param zoneRedundant bool = false
@@ -203,12 +214,15 @@ module app 'core/functionapp.bicep' = {
     schedulerKeyCallerRoles: schedulerKeyCallerRoles
     schedulerStrictArguments: schedulerStrictArguments
     idempotencyTtlSeconds: idempotencyTtlSeconds
+    operationsRetentionSeconds: operationsRetentionSeconds
+    operationsMaxPerCaller: operationsMaxPerCaller
     httpStreams: httpStreams
     healthProbeSchedule: healthProbeSchedule
     healthAuthLevel: healthAuthLevel
     alwaysReadyInstances: alwaysReadyInstances
     maximumInstanceCount: maximumInstanceCount
     instanceMemoryMB: instanceMemoryMB
+    httpPerInstanceConcurrency: httpPerInstanceConcurrency
     zoneRedundant: zoneRedundant
     subnetId: vnetEnabled ? (empty(existingSubnetId) ? network.outputs.appSubnetId : existingSubnetId) : ''
   }

@@ -20,6 +20,7 @@ from . import redaction
 from .azure_services import settings_loader
 from .azure_services.http_client import USER_AGENT, azure_http_client
 from .azure_services.scheduler_secrets import SchedulerSecrets, load_scheduler_secrets
+from .callers import audit
 from .calls.bridge import SchedulerBridge
 from .config.settings import BridgeSettings
 from .config.upstreams import DEFAULT_UPSTREAM
@@ -102,6 +103,7 @@ def _install(bridge: SchedulerBridge) -> None:
 async def reset_bridge() -> None:
     """Close and forget every upstream's bridge (tests; hosts that change settings in place)."""
     global _bridge, _credential
+    audit.flush()  # the lines of calls that ended in this loop turn
     bridges = list(_bridges.values())
     _bridge = None
     _bridges.clear()

@@ -8,12 +8,16 @@ custom event (tests/telemetry_process/check_self_configured.py checks the envelo
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+from collections.abc import Iterator
+from contextvars import ContextVar
 from typing import Any
 
 import pytest
 
+from mcp_bridge.callers import audit
 from mcp_bridge.callers.audit import CUSTOM_EVENT_ATTRIBUTE, EVENT_NAME
 from mcp_bridge.runtime import get_bridge
 
@@ -154,8 +158,6 @@ async def test_the_trail_does_not_depend_on_the_root_loggers_level(configure, fu
     root.setLevel(logging.WARNING)
     logging.getLogger("mcp_bridge.audit").setLevel(logging.NOTSET)
     try:
-        from mcp_bridge.callers import audit
-
         audit._level_set = False
         await configure()
         assert (await functions.call_tool("listConversations", {})).status == 200
@@ -163,3 +165,75 @@ async def test_the_trail_does_not_depend_on_the_root_loggers_level(configure, fu
         root.removeHandler(handler)
         root.setLevel(level)
     assert [r.name for r in seen if r.name == "mcp_bridge.audit"] == ["mcp_bridge.audit"]
+
+
+class _Kept(logging.Handler):
+    """Keeps the audit records it is handed, and the value of `_CALL` in force when each was."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[tuple[str, str | None]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append((record.getMessage(), _CALL.get()))
+
+
+_CALL: ContextVar[str | None] = ContextVar("test_audit_call", default=None)
+
+
+@pytest.fixture
+def kept() -> Iterator[_Kept]:
+    handler = _Kept()
+    logger = logging.getLogger("mcp_bridge.audit")
+    logger.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        audit.flush()
+        logger.removeHandler(handler)
+
+
+async def test_the_line_is_written_one_loop_turn_after_the_call_in_the_calls_context(kept):
+    """Off the request path: the worker's logging thread is not woken while the call still runs."""
+
+    async def one_call(name: str) -> None:
+        _CALL.set(name)
+        with audit.tool_call("listConversations"):
+            audit.report(outcome="ok", status=200, attempts=1, endpoint="https://scheduler.example/mcp")
+        assert kept.records == [], "nothing is handed to logging inside the request"
+
+    await asyncio.gather(asyncio.create_task(one_call("first")), asyncio.create_task(one_call("second")))
+    await asyncio.sleep(0)
+    assert [context for _, context in kept.records] == ["first", "second"]
+    assert all(message.startswith('audit {"caller.kind":"unknown"') for message, _ in kept.records)
+
+
+async def test_flush_writes_what_is_pending_at_once_and_only_once(kept):
+    for tool in ("a", "b"):
+        with audit.tool_call(tool):
+            pass
+    audit.flush()
+    assert [json.loads(message.removeprefix("audit "))["tool"] for message, _ in kept.records] == ["a", "b"]
+    await asyncio.sleep(0)  # the scheduled turns find nothing left to write
+    assert len(kept.records) == 2
+
+
+def test_outside_an_event_loop_the_line_is_written_at_once(kept):
+    with audit.tool_call("listConversations"):
+        pass
+    assert len(kept.records) == 1
+
+
+def test_a_record_left_behind_by_a_closed_loop_is_written_before_the_next(kept):
+    audit._pending.append([{"tool": "left-behind"}])  # its loop closed before its turn came
+
+    async def next_call() -> None:
+        with audit.tool_call("next"):
+            pass
+        await asyncio.sleep(0)
+
+    asyncio.run(next_call())
+    assert [json.loads(message.removeprefix("audit "))["tool"] for message, _ in kept.records] == [
+        "left-behind",
+        "next",
+    ]

@@ -195,7 +195,9 @@ async def test_the_openapi_document_leaves_out_what_the_caller_may_not_use(
         for op in path.values()
         if "x-mcp-tool" not in op
     }
-    assert described == operations | {"health", "openapi"}
+    # The `/api/servers/{server}/...` form of each (servers_api) goes with it.
+    servers = {f"server_{op}" for op in operations & {"call_tool", "list_tools", *OPERATION_ROUTES}}
+    assert described == operations | servers | {"health", "openapi"}
     per_tool = {
         op["x-mcp-tool"]
         for path in reply.json["paths"].values()

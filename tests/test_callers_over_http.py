@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -132,8 +133,15 @@ def test_the_host_log_has_the_audit_trail_and_no_token(easyauth_host, stack):
     token = mint_caller_token(SIGNING_KEY, name="audited-service", roles=["Scheduler.Read"])
     assert call(easyauth_host, "listConversations", token=token).status_code == 200
 
-    log = easyauth_host.log_path.read_text(errors="replace")
-    audit = [line for line in log.splitlines() if "mcp_bridge.audit" in line and "audited-service" in line]
+    deadline = time.monotonic() + 5  # the line is written one loop turn after the answer
+    while True:
+        log = easyauth_host.log_path.read_text(errors="replace")
+        audit = [
+            line for line in log.splitlines() if "mcp_bridge.audit" in line and "audited-service" in line
+        ]
+        if audit or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert len(audit) == 1
     assert f'"caller.id":"{caller_object_id("audited-service")}"' in audit[0]
     assert '"outcome":"ok"' in audit[0]

@@ -217,3 +217,55 @@ def test_a_caller_that_goes_away_does_not_cancel_the_call(hosts):
     while time.monotonic() < deadline and _audited_slot_searches(host) == before:
         time.sleep(0.2)
     assert _audited_slot_searches(host) == before + 1, "the call ran to its end and was audited"
+
+
+def _watch_operation(host: ManagedProcess, body: dict[str, Any]) -> tuple[httpx2.Response, list[Any]]:
+    with httpx2.Client(base_url=host.url, timeout=30) as http:
+        started = http.post(
+            "/api/tools/findCommonSlot",
+            params={"code": FUNCTION_KEY},
+            json=body,
+            headers={"Prefer": "respond-async"},
+        )
+        assert started.status_code == 202, started.text
+        location = started.headers["Operation-Location"]
+        with http.stream("GET", location, params={"code": FUNCTION_KEY}, headers=SSE) as r:
+            return r, read_events(r) if r.status_code == 200 else [r.read()]
+
+
+@pytest.mark.parametrize("era", ["modern", "legacy"])
+def test_an_operations_status_monitor_streams_its_changes_then_the_result(hosts, era):
+    response, events = _watch_operation(hosts[era], {**SEARCH, "scan_seconds": 4.0})
+
+    assert response.status_code == 200
+    names = [name for name, _, _ in events]
+    assert names.count("progress") >= 2 and names[-1] == "result", names
+    messages = [
+        data.get("progress", {}).get("statusMessage") for name, data, _ in events if name == "progress"
+    ]
+    assert any(message and message.startswith("Read ") for message in messages), messages
+    result = events[-1][1]
+    assert result["tool"] == "findCommonSlot" and result["structuredContent"]["calendars_checked"] == 4
+
+
+def test_an_unknown_operation_is_an_ordinary_404_even_when_events_are_asked_for(hosts):
+    with httpx2.Client(base_url=hosts["modern"].url, timeout=30) as http:
+        response = http.get("/api/operations/not-an-operation", params={"code": FUNCTION_KEY}, headers=SSE)
+
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_a_named_upstreams_routes_stream_too(hosts):
+    with httpx2.Client(base_url=hosts["modern"].url, timeout=30) as http:
+        with http.stream(
+            "POST",
+            "/api/servers/scheduler/tools/findCommonSlot",
+            params={"code": FUNCTION_KEY},
+            json={**SEARCH, "scan_seconds": 1.0},
+            headers=SSE,
+        ) as r:
+            events = read_events(r)
+
+    names = [name for name, _, _ in events]
+    assert names == ["progress"] * 4 + ["result"], names

@@ -57,7 +57,9 @@ def test_functions_index_without_valid_settings(env):
     assert set(functions) == {
         "call_tool", "list_tools", "conversation_status", "conversation_status_query", "health_probe", "health",
         "openapi", "warmup", "get_operation", "cancel_operation",
+        "server_call_tool", "server_list_tools", "server_get_operation", "server_cancel_operation",
     }  # fmt: skip
+    assert functions["server_call_tool"]["route"] == "servers/{server}/tools/{tool_name}"
     assert functions["call_tool"]["route"] == "tools/{tool_name}"
     assert functions["call_tool"]["auth_level"].endswith("FUNCTION")
     assert functions["health"]["auth_level"].endswith("FUNCTION")

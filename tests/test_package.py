@@ -209,6 +209,7 @@ def test_the_unpacked_zip_alone_indexes_every_function_with_its_bindings(unpacke
     assert set(packaged["functions"]) == {
         "call_tool", "list_tools", "conversation_status", "conversation_status_query", "health_probe", "health",
         "openapi", "warmup", "get_operation", "cancel_operation",
+        "server_call_tool", "server_list_tools", "server_get_operation", "server_cancel_operation",
     }  # fmt: skip
     assert [binding["type"] for binding in packaged["functions"]["warmup"]] == ["warmupTrigger"]
     http = [binding for binding in packaged["functions"]["call_tool"] if binding["type"] == "httpTrigger"]

@@ -424,3 +424,44 @@ async def test_an_upstreams_operations_live_under_its_own_routes(configure, func
     canceled = await call(**route("server_cancel_operation", "rooms", "/cancel"), method="POST")
     assert canceled.status == 200 and canceled.json["status"] == "Canceled", canceled.body
     assert control(stack.east.url)["mcp_requests"] == 0  # the Scheduler never heard of it
+
+
+async def test_the_openapi_document_groups_each_upstreams_routes_and_tools_under_its_tag(
+    configure, functions, rooms
+):
+    from openapi_spec_validator import validate
+
+    await configure(**rooms_settings(rooms, ROOMS_ALLOWED_TOOLS="scheduleConversation,findCommonSlot"))
+    reply = await functions("openapi", path="/api/openapi.json")
+    assert reply.status == 200, reply.body
+    doc = reply.json
+    validate(doc)
+    assert [tag["name"] for tag in doc["tags"]] == ["scheduler", "rooms"]
+    by_tag: dict[str, set[str]] = {}
+    for path, item in doc["paths"].items():
+        for operation in item.values():
+            for tag in operation.get("tags", []):
+                by_tag.setdefault(tag, set()).add(path)
+    assert "/tools/scheduleConversation" in by_tag["scheduler"]
+    assert by_tag["rooms"] >= {
+        "/servers/rooms/tools",
+        "/servers/rooms/tools/{tool_name}",
+        "/servers/rooms/tools/scheduleConversation",
+        "/servers/rooms/tools/findCommonSlot",
+        "/servers/rooms/operations/{operation_id}",
+        "/servers/rooms/operations/{operation_id}/cancel",
+    }
+    assert "/servers/rooms/tools/cancelConversation" not in doc["paths"]  # Rooms' allowlist
+    # The same tool on two servers: two operations, each with its own schemas.
+    scheduler_op = doc["paths"]["/tools/scheduleConversation"]["post"]
+    rooms_op = doc["paths"]["/servers/rooms/tools/scheduleConversation"]["post"]
+    assert (scheduler_op["operationId"], rooms_op["operationId"]) == (
+        "scheduleConversation",
+        "rooms_scheduleConversation",
+    )
+    body = rooms_op["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    assert body == "#/components/schemas/rooms_scheduleConversationArguments"
+    assert body != scheduler_op["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    assert "participants" in doc["components"]["schemas"]["rooms_scheduleConversationArguments"]["properties"]
+    ids = [op["operationId"] for item in doc["paths"].values() for op in item.values()]
+    assert len(ids) == len(set(ids))

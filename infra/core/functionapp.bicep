@@ -21,12 +21,17 @@ param schedulerToolRoles string
 param schedulerKeyCallerRoles string
 param schedulerStrictArguments bool
 param idempotencyTtlSeconds string
+param operationsRetentionSeconds string
+param operationsMaxPerCaller string
 param httpStreams bool
 param healthProbeSchedule string
 param healthAuthLevel string
 param alwaysReadyInstances int
 param maximumInstanceCount int
 param instanceMemoryMB int
+
+@description('scaleAndConcurrency.triggers.http.perInstanceConcurrency: HTTP requests one instance takes at once.')
+param httpPerInstanceConcurrency int
 
 @description('Spread instances over availability zones (regions that offer it for Flex Consumption).')
 param zoneRedundant bool
@@ -130,6 +135,15 @@ var appSettings = [
     name: 'IDEMPOTENCY_TTL_SECONDS'
     value: idempotencyTtlSeconds
   }
+  // Long-running operations, kept in the same storage (docs/long-running.md)
+  {
+    name: 'OPERATIONS_RETENTION_SECONDS'
+    value: operationsRetentionSeconds
+  }
+  {
+    name: 'OPERATIONS_MAX_PER_CALLER'
+    value: operationsMaxPerCaller
+  }
   // HTTP streams (docs/streaming.md): the worker serves FastAPI requests only with init indexing on,
   // so the two go together (the bridge stays classic if HTTP_STREAMS comes without it).
   {
@@ -210,6 +224,11 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         maximumInstanceCount: maximumInstanceCount
         instanceMemoryMB: instanceMemoryMB
         alwaysReady: alwaysReadyInstances > 0 ? httpAlwaysReady : []
+        triggers: {
+          http: {
+            perInstanceConcurrency: httpPerInstanceConcurrency
+          }
+        }
       }
       runtime: {
         name: 'python'

@@ -18,12 +18,21 @@ Each record is one log line under the `mcp_bridge.audit` logger: `audit {json}`,
 (`customEvents`, name `SchedulerBridgeToolCall`) and `enduser.id` as the user's authenticated id.
 A record holds no argument, result, token or key: it is built from names and numbers the bridge
 decided, never from a request body.
+
+The line is handed to logging one event-loop turn after the call ends (`loop.call_soon`, in a copy
+of the call's context, so its OpenTelemetry span stays attached), not inside the request. A log
+handler like the Functions worker's passes each record to another thread; woken from inside the
+request, that thread competed with the call for the interpreter and cost several times the line's
+own work (docs/performance.md, section 10). One turn later the loop is about to wait on the network
+anyway. Outside a running loop the line is written at once; `flush()` writes what is pending.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -84,6 +93,8 @@ class AuditRecord:
 
 _current: ContextVar[AuditRecord | None] = ContextVar("scheduler_bridge_audit_record", default=None)
 _level_set = False
+_pending: deque[list[dict[str, Any]]] = deque()
+"""Records waiting for their loop turn, oldest first, each as `[fields]` (emptied once written)."""
 
 
 @contextmanager
@@ -129,7 +140,8 @@ def current_caller_id() -> str | None:
 
 
 def write(record: AuditRecord) -> None:
-    """Emit `record` as one INFO line on `mcp_bridge.audit`, its fields as attributes."""
+    """Emit `record` as one INFO line on `mcp_bridge.audit`, its fields as attributes: on the next
+    turn of the running event loop, or now when there is none."""
     global _level_set
     if not _level_set:
         # An audit trail must not depend on the root logger's level; handlers still decide where
@@ -140,6 +152,31 @@ def write(record: AuditRecord) -> None:
     if not AUDIT_LOGGER.isEnabledFor(logging.INFO):
         return
     fields = record.fields()
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        _emit(fields)
+        return
+    entry = [fields]
+    _pending.append(entry)
+    loop.call_soon(_emit_pending, entry)  # runs in a copy of this call's context (asyncio's default)
+
+
+def flush() -> None:
+    """Write every pending record now, oldest first (tests; a host that is about to stop)."""
+    while _pending:
+        if head := _pending.popleft():
+            _emit(head.pop())
+
+
+def _emit_pending(entry: list[dict[str, Any]]) -> None:
+    """Write `entry` and any older record still waiting (one whose loop closed before its turn)."""
+    while entry and _pending:
+        if head := _pending.popleft():
+            _emit(head.pop())
+
+
+def _emit(fields: dict[str, Any]) -> None:
     attributes: dict[str, Any] = {**fields, CUSTOM_EVENT_ATTRIBUTE: EVENT_NAME}
     if "caller.id" in fields:
         attributes[ENDUSER_ID] = fields["caller.id"]

@@ -149,8 +149,10 @@ async def _call_events(
 
 
 def answer_event(answer: func.HttpResponse) -> Event:
-    """The last event: the 200 body as `result`, anything else as `problem`."""
-    return Event("result" if answer.status_code == 200 else "problem", answer.get_body())
+    """The last event: the 200 body as `result`; a 202 (the call became a long-running operation) as
+    `operation`, its status monitor (follow it at `/api/operations/{id}`); anything else as `problem`."""
+    name = {200: "result", 202: "operation"}.get(answer.status_code, "problem")
+    return Event(name, answer.get_body())
 
 
 async def events_of(snapshots: AsyncIterator[Event]) -> func.HttpResponse:

@@ -16,6 +16,8 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from .. import models
+from ..config.upstreams import DEFAULT_UPSTREAM
+from ..tool_openapi.servers import add_server_routes, tag_description
 from .tools_api import CONVERSATION_ID
 
 if TYPE_CHECKING:
@@ -225,6 +227,7 @@ def document(
     server_url: str = "/api",
     hidden: frozenset[str] = frozenset(),
     tools: Sequence[Tool] | None = None,
+    tag: str = DEFAULT_UPSTREAM,
 ) -> dict[str, Any]:
     """The OpenAPI 3.1 document; `health_auth` is the live `HEALTH_AUTH_LEVEL`, the operations named
     in `hidden` (function names) are left out: the caller may not use them. `tools` are the tools
@@ -260,7 +263,14 @@ def document(
     if tools is not None and "call_tool" not in hidden:
         from ..tool_openapi.operations import add_tool_operations
 
-        add_tool_operations(described, tools, generic_path="/tools/{tool_name}")
+        add_tool_operations(
+            described,
+            tools,
+            generic_path="/tools/{tool_name}",
+            tag=tag,
+            tag_description=tag_description(tag, default=True),
+        )
+    add_server_routes(described, hidden=hidden)  # after the tools: their enum is not a server's
     return described
 
 

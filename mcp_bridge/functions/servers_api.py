@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from .operations_api import _cancel_operation, _get_operation
+from . import event_stream
+from .operations_api import _cancel_operation, _get_operation, _watch_operation
 from .tools_api import _call_tool, _list_tools, respond
 
 bp = func.Blueprint()
@@ -26,6 +27,8 @@ bp = func.Blueprint()
     auth_level=func.AuthLevel.FUNCTION,
 )
 async def server_call_tool(req: func.HttpRequest) -> func.HttpResponse:
+    if event_stream.requested(req):  # Accept: text/event-stream, with HTTP streams on
+        return await event_stream.relay_call(lambda: respond(req, _call_tool))
     return await respond(req, _call_tool)
 
 
@@ -42,6 +45,8 @@ async def server_list_tools(req: func.HttpRequest) -> func.HttpResponse:
     auth_level=func.AuthLevel.FUNCTION,
 )
 async def server_get_operation(req: func.HttpRequest) -> func.HttpResponse:
+    if event_stream.requested(req):
+        return await respond(req, _watch_operation)
     return await respond(req, _get_operation)
 
 

@@ -99,7 +99,7 @@ async def start_operation(
     assert operation_id is not None
     if applied:
         headers["Preference-Applied"] = ", ".join(applied)
-    if record.terminal and wait:
+    if record.terminal and wait and record.status != "Canceled":  # ended in time: the synchronous answer
         problem = record.error or {}
         slug = str(problem.get("type", "ok")).rsplit(":", 1)[-1]
         audit.report(

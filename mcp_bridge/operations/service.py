@@ -17,7 +17,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..callers.principal import Caller
@@ -32,7 +32,7 @@ from ..problems import (
 from ..upstream import task_progress, task_wire
 from ..upstream.task_wire import TaskSnapshot, TaskWireError
 from ..upstream.wire import keep_session
-from . import events, ids, monitor
+from . import events, ids, monitor, waiting
 from .poller import TaskPoller, interval_seconds
 from .records import OperationRecord, OperationStore
 
@@ -82,6 +82,7 @@ class Operations:
     ) -> Started:
         """Start `name` as a task; with `wait` (seconds) follow it that long before answering 202."""
         settings = self.settings
+        began = asyncio.get_running_loop().time()
         owner = owner_of(caller)
         operation_id = ids.new_id()
         retention = settings.operations_retention_seconds
@@ -130,9 +131,14 @@ class Operations:
         )
         snapshot = task
         if task.terminal and task.status != "cancelled" and task.result is None and task.error is None:
-            snapshot = await self._reread(operation_id, record, task)  # ended at once: fetch how
-        if wait:
-            snapshot = await self._follow(operation_id, record, snapshot, wait)
+            snapshot = await waiting.reread(
+                self.poller, operation_id, record, task
+            )  # ended at once: fetch how
+        if wait and (left := wait - (asyncio.get_running_loop().time() - began)) > 0:
+            # to the call's deadline
+            snapshot = await waiting.follow(
+                self.poller, self.bridge.http_client, operation_id, record, snapshot, left
+            )
         if snapshot.status == "input_required" and snapshot.input_requests:
             asked = next(iter(snapshot.input_requests.values()), {}).get("params", {}).get("message")
             record = record.model_copy(update={"input_message": asked})
@@ -140,67 +146,6 @@ class Operations:
         if snapshot.terminal:
             record = await self._finish(operation_id, record, etag, snapshot, caller, instance)
         return Started(operation_id, record, snapshot=snapshot)
-
-    async def _reread(self, operation_id: str, record: OperationRecord, task: TaskSnapshot) -> TaskSnapshot:
-        try:
-            return await self.poller.read(
-                ids.digest(operation_id), record.route, record.task_id, interval_ms=record.poll_interval_ms
-            )
-        except TaskWireError:
-            return task
-
-    async def _follow(
-        self, operation_id: str, record: OperationRecord, snapshot: TaskSnapshot, wait: float
-    ) -> TaskSnapshot:
-        """The task's state after waiting up to `wait` seconds for its end."""
-        if snapshot.terminal:
-            return snapshot
-        if not record.route.modern:
-            return await self._await_result(record, snapshot, wait)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + wait
-        while not snapshot.terminal:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                break
-            await asyncio.sleep(
-                min(interval_seconds(snapshot.poll_interval_ms or record.poll_interval_ms), remaining)
-            )
-            if loop.time() >= deadline:
-                break
-            try:
-                snapshot = await self.poller.read(
-                    ids.digest(operation_id),
-                    record.route,
-                    record.task_id,
-                    interval_ms=record.poll_interval_ms,
-                )
-            except TaskWireError:
-                break  # the 202 answers now; the status monitor says what became of it
-        return snapshot
-
-    async def _await_result(
-        self, record: OperationRecord, snapshot: TaskSnapshot, wait: float
-    ) -> TaskSnapshot:
-        """2025-11-25: `tasks/result` blocks until the task ends, so waiting costs one request and
-        ends the moment the task does, with no poll interval lost. A request for input met on the way
-        is left unanswered (the task keeps waiting for it) and shown; the caller gets the 202."""
-        try:
-            raw = await task_wire.result(
-                self.bridge.http_client, record.route, record.task_id, within=wait, stop_at_input=True
-            )
-        except TaskWireError as error:
-            if error.kind == "input":
-                return replace(
-                    snapshot,
-                    status="input_required",
-                    input_requests={
-                        "asked": {"method": "elicitation/create", "params": {"message": str(error)}}
-                    },
-                )
-            return snapshot  # not ended in time, or unreadable now: the 202, and the monitor tells
-        failed = raw.get("isError") is True
-        return replace(snapshot, status="failed" if failed else "completed", result=raw)
 
     async def read(
         self, operation_id: str, *, caller: Caller, instance: str, may_call: MayCall = anyone

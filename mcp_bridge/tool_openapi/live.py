@@ -72,7 +72,7 @@ class LiveDocument:
                 "Serving the OpenAPI document from the last listing: listing failed (%s)", problem.slug
             )
             return self._listing
-        self._listing = tuple(_as_callable(bridge, entry.tool) for entry in listed)
+        self._listing = tuple(as_callable(bridge, entry.tool) for entry in listed)
         return self._listing
 
     def render(
@@ -106,10 +106,20 @@ def _same(new: tuple[Tool, ...], old: tuple[Tool, ...]) -> bool:
 
 
 live_document = LiveDocument()
-"""The process's one document cache, like the process's one bridge."""
+"""The process's one document cache, like the process's one bridge: its listing is the default
+upstream's, its rendered documents hold every upstream's tools."""
+
+_listings: dict[str, LiveDocument] = {}
 
 
-def _as_callable(bridge: SchedulerBridge, tool: Tool) -> Tool:
+def listing_for(upstream: str, *, default: bool) -> LiveDocument:
+    """Whose `tools()` keeps `upstream`'s last listing: the default's is `live_document` itself."""
+    if default:
+        return live_document
+    return _listings.setdefault(upstream, LiveDocument())
+
+
+def as_callable(bridge: SchedulerBridge, tool: Tool) -> Tool:
     """The tool with the task support a caller meets: a 2026-07-28 server that serves the tasks
     extension lists none, yet may make any call a task (`calls.tasks.effective_support`)."""
     from mcp_types import ToolExecution

@@ -46,29 +46,46 @@ def operation_id(name: str, reserved: Collection[str] = ()) -> str:
     return f"{cleaned}_{_digest(name)}"
 
 
-def add_tool_operations(doc: dict[str, Any], tools: Sequence[Tool], *, generic_path: str) -> None:
-    """Add one operation per tool to `doc` (in name order) and the names' enum to `generic_path`."""
+def add_tool_operations(
+    doc: dict[str, Any],
+    tools: Sequence[Tool],
+    *,
+    generic_path: str,
+    tag: str = TAG,
+    tag_description: str = "One operation per Scheduler tool, typed by its MCP schemas.",
+    id_prefix: str = "",
+) -> None:
+    """Add one operation per tool to `doc` (in name order) and the names' enum to `generic_path`.
+
+    Each upstream's tools go under its own `tag`, beside its generic route (`/tools/...` for the
+    default, `/servers/<name>/tools/...` for another), with operationIds and schema names that
+    start with `id_prefix` so that two servers' tools of the same name keep their own schemas."""
     paths: dict[str, Any] = doc["paths"]
     schemas: dict[str, Any] = doc["components"]["schemas"]
     generic = paths[generic_path]["post"]
-    reserved = {op["operationId"] for item in paths.values() for op in item.values()}
+    # Within the prefix's namespace: "rooms_" + a name is taken only by another "rooms_" operation.
+    reserved = {
+        op["operationId"].removeprefix(id_prefix)
+        for item in paths.values()
+        for op in item.values()
+        if op["operationId"].startswith(id_prefix)
+    }
     ordered = sorted(tools, key=lambda tool: tool.name)
+    base = generic_path.removesuffix("{tool_name}")
     for tool in ordered:
-        op_id = operation_id(tool.name, reserved)
-        path = "/tools/" + quote(tool.name, safe="")
+        op_id = id_prefix + operation_id(tool.name, reserved)
+        path = base + quote(tool.name, safe="")
         if path in paths:  # a tool literally named "{tool_name}"; the generic route covers it
             continue
         names = _Names(op_id, tool.name, schemas)
-        paths[path] = {"post": _operation(tool, op_id, generic, schemas, names)}
+        paths[path] = {"post": _operation(tool, op_id, generic, schemas, names, path=path, tag=tag)}
     if ordered:
         parameters = copy.deepcopy(generic["parameters"])
         for parameter in parameters:
             if parameter["in"] == "path":
                 parameter["schema"]["enum"] = [tool.name for tool in ordered]
         generic["parameters"] = parameters
-    doc.setdefault("tags", []).append(
-        {"name": TAG, "description": "One operation per Scheduler tool, typed by its MCP schemas."}
-    )
+    doc.setdefault("tags", []).append({"name": tag, "description": tag_description})
 
 
 class _Names:
@@ -87,14 +104,21 @@ class _Names:
 
 
 def _operation(
-    tool: Tool, op_id: str, generic: dict[str, Any], schemas: dict[str, Any], names: _Names
+    tool: Tool,
+    op_id: str,
+    generic: dict[str, Any],
+    schemas: dict[str, Any],
+    names: _Names,
+    *,
+    path: str,
+    tag: str,
 ) -> dict[str, Any]:
     input_schema = tool.input_schema if isinstance(tool.input_schema, dict) else {}
     arguments = _hoist(input_schema or {"type": "object"}, names("Arguments"), schemas, names)
     result_name = names("Result")
     result = copy.deepcopy(schemas["ToolCallResult"])
     result["title"] = result_name
-    result["description"] = f"200 from `POST /api/tools/{tool.name}`."
+    result["description"] = f"200 from `POST /api{path}`."
     properties = result["properties"]
     properties["tool"] = {**properties["tool"], "const": tool.name}
     if isinstance(tool.output_schema, dict) and tool.output_schema:
@@ -109,7 +133,7 @@ def _operation(
         # A task tool: its 202's monitor carries this tool's typed result once it has Succeeded.
         monitor = copy.deepcopy(schemas["OperationMonitor"])
         monitor["title"] = names("Operation")
-        monitor["description"] = f"The status monitor of a `POST /api/tools/{tool.name}` operation."
+        monitor["description"] = f"The status monitor of a `POST /api{path}` operation."
         monitor["properties"]["result"] = {"anyOf": [{"$ref": _COMPONENT + result_name}, {"type": "null"}]}
         schemas[monitor["title"]] = monitor
         responses["202"]["content"]["application/json"]["schema"] = {"$ref": _COMPONENT + monitor["title"]}
@@ -120,7 +144,7 @@ def _operation(
     described: dict[str, Any] = {
         "operationId": op_id,
         "summary": tool.title or (annotations.title if annotations else None) or tool.name,
-        "tags": [TAG],
+        "tags": [tag],
         "parameters": parameters,
         "requestBody": {
             "required": bool(input_schema.get("required")),

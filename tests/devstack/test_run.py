@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx2
 
 from devstack.processes import REPO_ROOT, free_port, port_is_free
-from devstack.run import LONG_RUNNING_HEADING
+from devstack.run import LONG_RUNNING_HEADING, WATCH_HEADING
 from tests.devstack.conftest import SIGNING_KEY
 
 FUNCTION_APP = textwrap.dedent(
@@ -216,26 +216,29 @@ def test_the_printed_curls_work_as_pasted_in_api_key_mode_without_a_scope(tmp_pa
         try:
             wait_for_text(output, "Press Ctrl-C to stop.", timeout=60)
             assert "Press Ctrl-C to stop." in output.read_text(), output.read_text()
-            commands, long_running = printed_commands(output.read_text()).split(LONG_RUNNING_HEADING)
+            commands, watch = printed_commands(output.read_text()).split(WATCH_HEADING)
+            # Everything but the watch, which follows the 20-second search to its end.
             shell = run_pasted(commands, tmp_path)
         finally:
             run.send_signal(signal.SIGINT)
             exit_code = run.wait(timeout=20)
 
-    assert "<" not in commands + long_running, "no placeholder left to fill in"
-    # The long-running pair is the operations contract (docs/long-running.md): start, then poll.
+    assert "<" not in commands + watch, "no placeholder left to fill in"
+    long_running = commands.split(LONG_RUNNING_HEADING)[1]
     start, poll = [line for line in long_running.splitlines() if line.startswith(("op=", "curl"))]
-    assert "/api/tools/findCommonSlot?code=" in start and "-H 'Prefer: respond-async'" in start
-    assert '["id"]' in start
-    assert poll.startswith("curl") and "/api/operations/$op?code=" in poll
+    assert "-H 'Prefer: respond-async'" in start and "/api/operations/$op?code=" in poll
+    assert "/api/operations/$op?code=" in watch and "-H 'Accept: text/event-stream'" in watch
     assert shell.returncode == 0, shell.stderr
     # Each curl's status goes to a file of its own: the schedule answer reaches stderr through `tee`.
     statuses = (tmp_path / "curl-statuses").read_text()
-    assert re.findall(r"HTTP (\d{3})\n", statuses) == ["200"] * 5, (statuses, shell.stderr)
+    # the five calls, then the operation: 202 Accepted, then its status monitor
+    assert re.findall(r"HTTP (\d{3})\n", statuses) == ["200"] * 5 + ["202", "200"], (statuses, shell.stderr)
     lines = shell.stdout.splitlines()
     tools, status, health = [json.loads(line) for line in lines[:3]]
-    events = [line for line in lines[3:] if line.startswith("event: ")]
+    events = [line for line in lines[3:-1] if line.startswith("event: ")]
     assert events.count("event: progress") == 3 and events[-1] == "event: result", lines[3:]
+    monitor = json.loads(lines[-1])
+    assert monitor["tool"] == "findCommonSlot" and monitor["status"] in ("NotStarted", "Running"), monitor
     assert "scheduleConversation" in [tool["name"] for tool in tools["tools"]]
     assert status["status"]["status"] == "scheduled"
     assert status["conversation_id"].startswith("conv-")

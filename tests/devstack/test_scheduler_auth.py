@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import httpx2
 import pytest
@@ -74,15 +75,18 @@ async def test_refused_with_401_and_bearer_challenge(
 
 
 @pytest.mark.parametrize(
-    "headers",
+    "make_headers",
     [
-        pytest.param({"Authorization": f"Bearer {bearer_token()}"}, id="bearer"),
-        pytest.param({"authorization": f"bearer {bearer_token()}"}, id="bearer-lowercase"),
-        pytest.param({"X-Client-Id": CLIENT_ID, "X-API-Key": API_KEY}, id="api-key-pair"),
+        # Minted when the test runs, not when it is collected: a slow suite outlives a 5-minute token.
+        pytest.param(lambda: {"Authorization": f"Bearer {bearer_token()}"}, id="bearer"),
+        pytest.param(lambda: {"authorization": f"bearer {bearer_token()}"}, id="bearer-lowercase"),
+        pytest.param(lambda: {"X-Client-Id": CLIENT_ID, "X-API-Key": API_KEY}, id="api-key-pair"),
     ],
 )
-async def test_accepted_credentials(scheduler: SchedulerServer, headers: dict[str, str]) -> None:
-    response = await post_mcp(scheduler, headers)
+async def test_accepted_credentials(
+    scheduler: SchedulerServer, make_headers: Callable[[], dict[str, str]]
+) -> None:
+    response = await post_mcp(scheduler, make_headers())
 
     assert response.status_code == 200
     assert (await counters(scheduler.url))["unauthorized"] == 0
