@@ -13,12 +13,14 @@ Kinds (each request a `fuzz_requests.BadRequest`, so it can be kept in the repla
 - role: a well-formed principal without the role the tool asks for;
 - tool: names of tools the Scheduler does not have;
 - operation: operation ids no operation of the caller's has (well formed but unknown, malformed);
+- server: `/api/servers/{server}/...` naming no configured upstream;
 - function-key: no key, or a wrong one (the host refuses: 401).
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import random
 import string
@@ -33,8 +35,10 @@ VISIBLE = "".join(chr(c) for c in range(0x21, 0x7F))
 
 
 def _tool_post(kind: str, tool: str, body: bytes, headers: tuple[tuple[str, str], ...]) -> BadRequest:
+    """A tool call; one in four through the default upstream's named route (`/api/servers/scheduler`)."""
+    prefix = "/api/servers/scheduler" if int(hashlib.sha256(body).hexdigest(), 16) % 4 == 0 else "/api"
     return BadRequest(
-        kind, "POST", f"/api/tools/{tool}", (("content-type", "application/json"), *headers), body
+        kind, "POST", f"{prefix}/tools/{tool}", (("content-type", "application/json"), *headers), body
     )
 
 
@@ -219,6 +223,20 @@ def tools(rng: random.Random, ctx: Context) -> BadRequest | None:
 URL_SAFE = string.ascii_letters + string.digits + "_-"
 
 
+def servers(rng: random.Random, ctx: Context) -> BadRequest | None:
+    """`/api/servers/{server}/...` naming no configured upstream."""
+    server = _text(rng, string.ascii_letters + string.digits, 1, 40)
+    if server.lower() == "scheduler":
+        return None
+    tool = rng.choice(list(ctx.tools))
+    route = rng.choice([f"tools/{tool}", "tools", "operations/op_" + _text(rng, URL_SAFE, 32, 32)])
+    method = "POST" if route.startswith("tools/") else "GET"
+    body = json.dumps(ctx.valid[tool]).encode() if method == "POST" else b""
+    return BadRequest(
+        "server", method, f"/api/servers/{quote(server, safe='')}/{route}", (ctx.key_header,), body
+    )
+
+
 def operations(rng: random.Random, ctx: Context) -> BadRequest | None:
     """Operation ids that name no operation of this caller: well formed but unknown, or malformed."""
     variant = rng.randrange(4)
@@ -264,10 +282,11 @@ GENERATORS: dict[str, tuple[Callable[[random.Random, Context], BadRequest | None
     "id": (ids, 0.13),
     "idempotency-key": (idempotency_keys, 0.10),
     "principal": (principals, 0.09),
-    "role": (roles, 0.06),
-    "tool": (tools, 0.06),
+    "role": (roles, 0.04),
+    "tool": (tools, 0.04),
     "function-key": (function_keys, 0.06),
     "operation": (operations, 0.06),
+    "server": (servers, 0.04),
 }
 
 
