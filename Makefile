@@ -40,7 +40,9 @@ install:
 peers: $(STAMP)
 	$(PY) -m tests.conformance.install
 
-run: install
+# peers: the second MCP server `make run` starts beside the Scheduler is server-everything (from the
+# conformance matrix; docs/several-servers.md). Installed once, then a stamp check.
+run: install peers
 	$(PY) -m devstack.run
 
 # The suite runs on two workers (pytest-xdist, a file per worker at a time) while the conformance

@@ -37,6 +37,7 @@ from .rig import Rig, build_rig
 from .stack import start_stack
 from .streams import run_streams
 from .tasks import run_tasks
+from .upstreams import run_two_upstreams
 from .wan import run_wan
 
 
@@ -60,6 +61,8 @@ class Plan:
     wan_slots: int = 6  # sparse clients of each kind at once
     wan_sparse_calls: int = 3  # counted calls per sparse client, one per period
     wan_period: float = 10.0
+    upstream_pairs: int = 4
+    upstream_seconds: float = 1.5
     instance_delay: float = 0.035  # one way, as section 6: a call waits ~70 ms on the network
     instance_seconds: float = 3.0
     peer_connections: tuple[int, ...] = (1, 16)
@@ -83,6 +86,8 @@ class Plan:
             wan_dense_rounds=9,
             wan_slots=2,
             wan_sparse_calls=1,
+            upstream_pairs=1,
+            upstream_seconds=0.5,
             instance_seconds=1.0,
             peer_seconds=1.0,
             peer_rounds=1,
@@ -224,6 +229,8 @@ async def run(plan: Plan) -> Report:
         idempotency = await run_idempotency(rig, rounds=plan.idempotency_rounds)
         _progress("long-running operations", started)
         tasks = await run_tasks(rig, rounds=plan.task_rounds)
+        _progress("a second upstream configured", started)
+        upstreams = await run_two_upstreams(rig, pairs=plan.upstream_pairs, seconds=plan.upstream_seconds)
         _progress("client CPU, layer by layer", started)
         layers = await run_layers(rig, blocks=plan.layers_blocks, calls=plan.layers_calls)
         await reset_bridge()
@@ -248,6 +255,7 @@ async def run(plan: Plan) -> Report:
         layers=layers,
         elapsed_seconds=time.perf_counter() - started,
         streams=streams,
+        upstreams=upstreams,
     )
 
 

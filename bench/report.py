@@ -21,6 +21,7 @@ from .stats import median
 from .streams import StreamsResult
 from .tasks import TasksResult
 from .tasks import table as tasks_table
+from .upstreams import UpstreamsResult
 from .wan import WanResult
 
 RESULT_KEYS = (
@@ -50,6 +51,7 @@ RESULT_KEYS = (
     "bridge_p50_ms_16",
     "mcpo_p50_ms_16",
     "http_streams_p50_over_classic",
+    "two_upstreams_overhead",
 )
 
 
@@ -69,6 +71,7 @@ class Report:
     tasks: TasksResult
     elapsed_seconds: float
     streams: StreamsResult | None = None
+    upstreams: UpstreamsResult | None = None
 
     def result(self) -> dict[str, float | int]:
         modern = next(c for c in self.concurrency if c.era == "modern")
@@ -96,6 +99,7 @@ class Report:
             "wan_naive_over_bridge": round(self.wan.naive_over_bridge, 2),
             **self.instance_keys(self.instance, self.peers),
             "http_streams_p50_over_classic": round(self.streams.p50_ratio, 3) if self.streams else -1,
+            "two_upstreams_overhead": round(self.upstreams.overhead_ratio, 3) if self.upstreams else -1,
         }
 
     @staticmethod
@@ -315,6 +319,18 @@ class Report:
             "",
         ]
         out += ["", "### Long-running operations (findCommonSlot, medians)", "", *tasks_table(self.tasks), ""]
+        if self.upstreams is not None:
+            up = self.upstreams
+            out += [
+                "### A second upstream configured (the default's calls/s, 10 callers, slices alternating)",
+                "",
+                "| upstreams | calls/s per slice | failed |",
+                "|---|---|---:|",
+                f"| one | {', '.join(f'{rate:.0f}' for rate in up.one)} | |",
+                f"| two | {', '.join(f'{rate:.0f}' for rate in up.two)} | {up.failures} |",
+                f"| **two over one (median of adjacent slices): {up.overhead_ratio:.3f}** | | |",
+                "",
+            ]
         result = self.result()
         out.append("RESULT " + " ".join(f"{key}={result[key]}" for key in RESULT_KEYS))
         return out

@@ -486,6 +486,44 @@ def start_azurite(
     return process
 
 
+EVERYTHING_FOLDER = REPO_ROOT / ".cache" / "conformance" / "server-everything"
+EVERYTHING_SCRIPT = EVERYTHING_FOLDER / "node_modules/@modelcontextprotocol/server-everything/dist/index.js"
+LOOPBACK_PRELOAD = REPO_ROOT / "tests" / "conformance" / "peers" / "loopback.cjs"
+
+
+def start_everything(
+    *,
+    port: int,
+    name: str,
+    log_dir: Path,
+    wait: bool = True,
+    ready_timeout: float = DEFAULT_READY_TIMEOUT_SECONDS,
+) -> ManagedProcess:
+    """Start `@modelcontextprotocol/server-everything` (the MCP project's own reference server, from
+    the conformance matrix, installed by `make peers`) as a second upstream: a server another team
+    wrote, with other tools, no auth and its own session habits. Ready once `/mcp` answers at all."""
+    import shutil
+
+    if not EVERYTHING_SCRIPT.exists():
+        raise ProcessStartError(
+            f"server-everything is not installed at {EVERYTHING_FOLDER}; run `make peers`"
+        )
+    process = ManagedProcess(
+        name=name,
+        module="server-everything",
+        command=[shutil.which("node") or "node", "-r", str(LOOPBACK_PRELOAD), str(EVERYTHING_SCRIPT)],
+        args=["streamableHttp"],
+        port=port,
+        log_path=log_dir / f"{name}.log",
+        ready_path="/mcp",
+        ready_statuses=tuple(range(200, 500)),
+        env={"PORT": str(port), "NODE_ENV": "production"},
+        cwd=EVERYTHING_FOLDER,
+    )
+    _launch(process, wait=wait, ready_timeout=ready_timeout)
+    return process
+
+
 def start_keyvault(
     *,
     port: int,

@@ -33,6 +33,7 @@ from devstack.processes import (
     ProcessStartError,
     port_is_free,
     start_azurite,
+    start_everything,
     start_host,
     start_identity,
     start_scheduler,
@@ -53,7 +54,8 @@ def region_name(index: int) -> str:
 
 def start_devstack(plan: DevstackPlan, *, app_dir: Path, state_dir: Path) -> list[ManagedProcess]:
     """Start everything, in dependency order; on any failure stop what was started and re-raise."""
-    ports = [*plan.scheduler_ports, plan.identity_port]
+    others = [(name, port) for name, ports in plan.other_upstreams for port in ports]
+    ports = [*plan.scheduler_ports, *(port for _, port in others), plan.identity_port]
     ports += [plan.host_port] if plan.with_host else []
     ports += [plan.azurite_port] if plan.azurite_port is not None else []
     busy = [p for p in ports if not port_is_free(p)]
@@ -86,6 +88,11 @@ def start_devstack(plan: DevstackPlan, *, app_dir: Path, state_dir: Path) -> lis
                     state_file=state_dir / "scheduler.sqlite3",
                     wait=False,
                 )
+            )
+        for index, (name, port) in enumerate(others):
+            # The second upstream: a server another team wrote (docs/several-servers.md).
+            started.append(
+                start_everything(port=port, name=f"{name}-{index + 1}", log_dir=log_dir, wait=False)
             )
         if plan.azurite_port is not None:
             started.append(
@@ -148,8 +155,22 @@ def curl_examples(plan: DevstackPlan) -> list[str]:
         "-H 'Accept: text/event-stream' -H 'content-type: application/json' "
         f"-d {shlex.quote(SSE_SEARCH)}",
         *_caller_examples(plan, base, body),
+        *other_upstream_examples(plan, base, code),
         *long_running_examples(base, code),
     ]
+
+
+def other_upstream_examples(plan: DevstackPlan, base: str, code: str) -> list[str]:
+    """The same bridge in front of each other upstream (server-everything): its tools and a call."""
+    lines: list[str] = []
+    for name, _ in plan.other_upstreams:
+        lines += [
+            f"# the second MCP server, {name!r} (server-everything): its tools, then its echo tool",
+            f'curl -s -w "\\n" "{base}/servers/{name}/tools?code={code}"',
+            f'curl -s -w "\\n" -X POST "{base}/servers/{name}/tools/echo?code={code}" '
+            "-H 'content-type: application/json' -d '{\"message\":\"hello from the bridge\"}'",
+        ]
+    return lines
 
 
 SSE_SEARCH = '{"calendars":["alice@example.com","bob@example.com","carol@example.com"],"scan_seconds":3}'

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -54,6 +54,9 @@ class DevstackPlan:
     with_host: bool = True
     easyauth_audience: str | None = None
     """Set when the host plays App Service Authentication (`DEVSTACK_EASYAUTH`): the app's audience."""
+    other_upstreams: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    """Each upstream of `MCP_UPSTREAMS` beside the Scheduler, and the ports of its regions: the
+    devstack serves each region with server-everything (`devstack.processes.start_everything`)."""
 
 
 def _easyauth_audience(values: Mapping[str, str], problems: list[str]) -> str | None:
@@ -103,6 +106,7 @@ def plan_from_settings(values: Mapping[str, str], *, host_port: int) -> Devstack
     signing_key = required("DEVSTACK_SIGNING_KEY")
     identity_header = required("IDENTITY_HEADER")
     easyauth_audience = _easyauth_audience(values, problems)
+    other_upstreams = _other_upstreams(value, problems)
     if problems:
         raise DevstackConfigError(problems)
     return DevstackPlan(
@@ -118,7 +122,37 @@ def plan_from_settings(values: Mapping[str, str], *, host_port: int) -> Devstack
         master_key=value("DEVSTACK_MASTER_KEY"),
         azurite_port=AZURITE_BLOB_PORT if _uses_development_storage(value("AzureWebJobsStorage")) else None,
         easyauth_audience=easyauth_audience,
+        other_upstreams=other_upstreams,
     )
+
+
+def _other_upstreams(
+    value: Callable[[str], str], problems: list[str]
+) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    """`MCP_UPSTREAMS` beside the Scheduler: each one's `<NAME>_ENDPOINTS` on loopback ports, and
+    `<NAME>_AUTH=none`, since server-everything checks no credentials."""
+    found = []
+    names = [part.strip().lower() for part in value("MCP_UPSTREAMS").split(",") if part.strip()]
+    for name in dict.fromkeys(names):
+        if name == "scheduler":
+            continue
+        prefix = name.upper()
+        endpoints = value(f"{prefix}_ENDPOINTS")
+        if not endpoints:
+            problems.append(
+                f"{prefix}_ENDPOINTS: not set (needed for the upstream {name!r} in MCP_UPSTREAMS)"
+            )
+            continue
+        found_problems: list[str] = []
+        ports = _scheduler_ports(endpoints, found_problems)
+        problems.extend(line.replace("SCHEDULER_ENDPOINTS", f"{prefix}_ENDPOINTS") for line in found_problems)
+        if (value(f"{prefix}_AUTH") or "managed_identity") != "none":
+            problems.append(
+                f"{prefix}_AUTH: the devstack serves {name!r} with server-everything, which checks no "
+                "credentials; set none"
+            )
+        found.append((name, ports))
+    return tuple(found)
 
 
 def _scheduler_ports(raw: str, problems: list[str]) -> tuple[int, ...]:

@@ -36,6 +36,9 @@ param schedulerAuth string = 'managed_identity'
 @description('Scope of the token the app identity requests, e.g. api://<scheduler-app-id>/.default (SCHEDULER_TOKEN_SCOPE); required for managed_identity.')
 param schedulerTokenScope string = ''
 
+@description('MCP servers beside the Scheduler, each {name, endpoints, auth, tokenScope, allowedTools, toolRoles, keyCallerRoles} (every field present, empty strings for none); name: a letter, then letters or digits. Becomes MCP_UPSTREAMS and <NAME>_* settings (docs/several-servers.md).')
+param otherUpstreams array = []
+
 @description('Comma-separated tool names the bridge may call; empty allows every tool (SCHEDULER_ALLOWED_TOOLS).')
 param schedulerAllowedTools string = ''
 
@@ -207,6 +210,7 @@ module app 'core/functionapp.bicep' = {
     applicationInsightsName: monitoring.outputs.applicationInsightsName
     keyVaultUri: vault.outputs.uri
     schedulerEndpoints: schedulerEndpoints
+    otherUpstreams: otherUpstreams
     schedulerAuth: schedulerAuth
     schedulerTokenScope: schedulerTokenScope
     schedulerAllowedTools: schedulerAllowedTools

@@ -39,6 +39,9 @@ param zoneRedundant bool
 @description('Subnet to integrate with (delegated to Microsoft.App/environments); empty for none.')
 param subnetId string
 
+@description('MCP servers beside the Scheduler (docs/several-servers.md), each {name, endpoints, auth, tokenScope, allowedTools, toolRoles, keyCallerRoles}; every field present, empty strings for none.')
+param otherUpstreams array = []
+
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: storageAccountName
 }
@@ -62,6 +65,52 @@ resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
     zoneRedundant: zoneRedundant
   }
 }
+
+// Named upstreams (docs/several-servers.md): MCP_UPSTREAMS lists them, and each one's settings are
+// the Scheduler's with its name in place of SCHEDULER. Its API-key secrets live in the same vault
+// (one Key Vault Secrets User grant covers them all, roles.bicep), and a virtual network allows
+// private endpoints for every upstream alike, as it does for the Scheduler's.
+var upstreamNameList = [for upstream in otherUpstreams: toLower(upstream.name)]
+var upstreamNames = join(concat(['scheduler'], upstreamNameList), ',')
+var upstreamEndpoints = [for upstream in otherUpstreams: {
+  name: '${toUpper(upstream.name)}_ENDPOINTS'
+  value: upstream.endpoints
+}]
+var upstreamAuth = [for upstream in otherUpstreams: {
+  name: '${toUpper(upstream.name)}_AUTH'
+  value: upstream.auth
+}]
+var upstreamTokenScope = [for upstream in otherUpstreams: {
+  name: '${toUpper(upstream.name)}_TOKEN_SCOPE'
+  value: upstream.tokenScope
+}]
+var upstreamAllowedTools = [for upstream in otherUpstreams: {
+  name: '${toUpper(upstream.name)}_ALLOWED_TOOLS'
+  value: upstream.allowedTools
+}]
+var upstreamToolRoles = [for upstream in otherUpstreams: {
+  name: '${toUpper(upstream.name)}_TOOL_ROLES'
+  value: upstream.toolRoles
+}]
+var upstreamKeyCallerRoles = [for upstream in otherUpstreams: {
+  name: '${toUpper(upstream.name)}_KEY_CALLER_ROLES'
+  value: upstream.keyCallerRoles
+}]
+var upstreamAllowPrivateEndpoints = [for upstream in otherUpstreams: {
+  name: '${toUpper(upstream.name)}_ALLOW_PRIVATE_ENDPOINTS'
+  value: empty(subnetId) ? 'false' : 'true'
+}]
+var upstreamKeyvaultClientIdSecret = [for upstream in otherUpstreams: {
+  name: '${toUpper(upstream.name)}_KEYVAULT_CLIENT_ID_SECRET'
+  value: '${toUpper(upstream.name)}-CLIENT-ID'
+}]
+var upstreamKeyvaultApiKeySecret = [for upstream in otherUpstreams: {
+  name: '${toUpper(upstream.name)}_KEYVAULT_API_KEY_SECRET'
+  value: '${toUpper(upstream.name)}-API-KEY'
+}]
+
+// Every upstream's settings, setting by setting (one loop per setting name).
+var upstreamSettings = concat(upstreamEndpoints, upstreamAuth, upstreamTokenScope, upstreamAllowedTools, upstreamToolRoles, upstreamKeyCallerRoles, upstreamAllowPrivateEndpoints, upstreamKeyvaultClientIdSecret, upstreamKeyvaultApiKeySecret)
 
 var appSettings = [
   // Functions host storage through the app identity: blob for coordination, keys and timer locks,
@@ -96,7 +145,11 @@ var appSettings = [
     name: 'PYTHON_APPLICATIONINSIGHTS_LOGGER_NAME'
     value: 'mcp_bridge'
   }
-  // The Scheduler
+  // The Scheduler, the default upstream, and the names of the others
+  {
+    name: 'MCP_UPSTREAMS'
+    value: upstreamNames
+  }
   {
     name: 'SCHEDULER_ENDPOINTS'
     value: schedulerEndpoints
@@ -241,7 +294,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       ftpsState: 'Disabled'
       http20Enabled: true
       vnetRouteAllEnabled: !empty(subnetId)
-      appSettings: appSettings
+      appSettings: concat(appSettings, upstreamSettings)
     }
   }
 }

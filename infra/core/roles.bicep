@@ -51,7 +51,8 @@ resource appTable 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   }
 }
 
-// Secrets, read only: SCHEDULER-CLIENT-ID and SCHEDULER-API-KEY, and @Microsoft.KeyVault references.
+// Secrets, read only: SCHEDULER-CLIENT-ID and SCHEDULER-API-KEY, every other upstream's <NAME>-CLIENT-ID and
+// <NAME>-API-KEY (the grant is on the vault, so it covers them all), and @Microsoft.KeyVault references.
 resource appSecrets 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(vault.id, appPrincipalId, keyVaultSecretsUser)
   scope: vault

@@ -183,6 +183,11 @@ def write_bridge_app(app_dir: Path, ports: dict[str, int]) -> None:
         "HEALTH_PROBE_SCHEDULE": "0 0 0 1 1 *",
         "HTTP_STREAMS": "true",
         "PYTHON_ENABLE_INIT_INDEXING": "1",
+        # A second MCP server behind the same bridge: server-everything (docs/several-servers.md).
+        "MCP_UPSTREAMS": "scheduler,everything",
+        "EVERYTHING_ENDPOINTS": f"http://127.0.0.1:{ports['everything']}/mcp",
+        "EVERYTHING_AUTH": "none",
+        "EVERYTHING_PING_PATH": "",
     }
     (app_dir / "local.settings.json.example").write_text(json.dumps({"Values": values}))
 
@@ -194,7 +199,13 @@ def printed_commands(banner: str) -> str:
 
 
 def test_the_printed_curls_work_as_pasted_in_api_key_mode_without_a_scope(tmp_path: Path) -> None:
-    ports = {"east": free_port(), "west": free_port(), "identity": free_port(), "host": free_port()}
+    ports = {
+        "east": free_port(),
+        "west": free_port(),
+        "identity": free_port(),
+        "host": free_port(),
+        "everything": free_port(),
+    }
     write_bridge_app(tmp_path, ports)
     output = tmp_path / "run.out"
     with output.open("wb") as sink:
@@ -231,8 +242,8 @@ def test_the_printed_curls_work_as_pasted_in_api_key_mode_without_a_scope(tmp_pa
     assert shell.returncode == 0, shell.stderr
     # Each curl's status goes to a file of its own: the schedule answer reaches stderr through `tee`.
     statuses = (tmp_path / "curl-statuses").read_text()
-    # the five calls, then the operation: 202 Accepted, then its status monitor
-    assert re.findall(r"HTTP (\d{3})\n", statuses) == ["200"] * 5 + ["202", "200"], (statuses, shell.stderr)
+    # the five calls, the second server's two, then the operation: 202 Accepted, then its monitor
+    assert re.findall(r"HTTP (\d{3})\n", statuses) == ["200"] * 7 + ["202", "200"], (statuses, shell.stderr)
     lines = shell.stdout.splitlines()
     tools, status, health = [json.loads(line) for line in lines[:3]]
     events = [line for line in lines[3:-1] if line.startswith("event: ")]
@@ -244,7 +255,15 @@ def test_the_printed_curls_work_as_pasted_in_api_key_mode_without_a_scope(tmp_pa
     assert status["conversation_id"].startswith("conv-")
     # ok once the first probe round (started by the first call) is in; unknown until then.
     assert health["status"] in ("ok", "unknown"), health
+    assert set(health["upstreams"]) == {"scheduler", "everything"}
+    # The second server, another team's: its own tools, called through /api/servers/everything/.
+    everything_tools, echoed = [json.loads(line) for line in lines[-3:-1]]
+    assert everything_tools["endpoint"] == f"http://127.0.0.1:{ports['everything']}/mcp"
+    assert "echo" in [tool["name"] for tool in everything_tools["tools"]]
+    assert "scheduleConversation" not in [tool["name"] for tool in everything_tools["tools"]]
+    assert "hello from the bridge" in echoed["content"][0]["text"]
     assert exit_code == 0, output.read_text()
+    assert (tmp_path / ".devstack" / "logs" / "everything-1.log").exists()
 
 
 def run_pasted(commands: str, workdir: Path) -> subprocess.CompletedProcess[str]:

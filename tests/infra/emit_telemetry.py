@@ -44,16 +44,18 @@ def main() -> None:
 
     assert telemetry.configure_telemetry() == "worker"
 
-    board = HealthBoard([EAST, WEST])
+    board = HealthBoard([EAST, WEST], upstream="scheduler")
     assert board.active_endpoint() == EAST
     for _ in range(UNHEALTHY_AFTER):
         board.record_probe(EAST, ok=False, latency_ms=5000.0, error="timeout")
     assert board.active_endpoint() == WEST  # -> the "active" failover
 
-    telemetry.record_failover(scope="call", from_endpoint=EAST, to_endpoint=WEST, reason="upstream-error")
-    with telemetry.probe(EAST) as probe:
+    telemetry.record_failover(
+        scope="call", from_endpoint=EAST, to_endpoint=WEST, reason="upstream-error", upstream="scheduler"
+    )
+    with telemetry.probe(EAST, upstream="scheduler") as probe:
         probe.result(ok=False, error="connect", latency_ms=1.0)
-    with telemetry.probe(WEST) as probe:
+    with telemetry.probe(WEST, upstream="scheduler") as probe:
         probe.result(ok=True, error=None, latency_ms=12.5)
     with telemetry.token_refresh():
         pass
@@ -62,7 +64,7 @@ def main() -> None:
             raise IdentityUnreachable
     except IdentityUnreachable:
         pass
-    with telemetry.tool_call("scheduleConversation") as call:
+    with telemetry.tool_call("scheduleConversation", upstream="scheduler") as call:
         call.finish(outcome="ok", status=200, attempts=1, endpoint=WEST, protocol_version="2025-06-18")
 
     emitted: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))

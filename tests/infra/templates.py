@@ -60,12 +60,47 @@ def is_conditional(path: Path, symbol: str) -> bool:
 
 
 def app_settings() -> list[dict[str, Any]]:
-    """The function app's `siteConfig.appSettings`: a list of `{name, value}`."""
+    """The function app's fixed `siteConfig.appSettings`: a list of `{name, value}` (the first
+    operand when they are `concat(fixed, upstreamSettings)`; see `upstream_settings`)."""
     [(_, site)] = resources(FUNCTION_APP, "Microsoft.Web/sites")
     settings = site["properties"]["siteConfig"]["appSettings"]
+    if isinstance(settings, dict) and settings.get("function", {}).get("type") == "concat":
+        settings = settings["function"]["parameters"]["arg_1"]
     if isinstance(settings, str):  # a variable holds them
         settings = parse(FUNCTION_APP)["variables"][settings]["value"]
     return settings
+
+
+def upstream_settings(upstream: dict[str, str], *, private: bool) -> dict[str, str]:
+    """The settings the `otherUpstreams` loops give one of its entries, evaluated here: each loop
+    variable in `upstreamSettings` (`concat(appSettings, upstreamSettings)`) yields `{name, value}`
+    per entry, the name `${toUpper(upstream.name)}_...`, the value a field of the entry, the
+    private-endpoint conditional (`private`: the app is in a virtual network) or a derived name."""
+    [(_, site)] = resources(FUNCTION_APP, "Microsoft.Web/sites")
+    variables = parse(FUNCTION_APP)["variables"]
+    [_, loops] = sorted(site["properties"]["siteConfig"]["appSettings"]["function"]["parameters"].items())
+    arguments = variables[loops[1]]["value"]["function"]["parameters"]
+    prefix = upstream["name"].upper()
+
+    def text(value: str) -> str:
+        return value.replace("${toUpper(upstream.name)}", prefix)
+
+    out: dict[str, str] = {}
+    for _, loop_name in sorted(arguments.items(), key=lambda item: int(item[0].removeprefix("arg_"))):
+        loop = variables[loop_name]["value"]
+        assert loop["loop_type"]["detail"] == {"item_name": "upstream", "array_name": "otherUpstreams"}
+        entry = loop["config"]
+        value = entry["value"]
+        if isinstance(value, str):
+            evaluated = text(value)
+        elif value.get("operator", {}).get("type") == "property_accessor":
+            evaluated = upstream[value["operator"]["operands"]["operand_2"]]
+        else:
+            operands = value["operator"]["operands"]
+            assert value["operator"]["type"] == "conditional", value
+            evaluated = operands["false_value"] if private else operands["true_value"]
+        out[text(entry["name"])] = evaluated
+    return out
 
 
 def allowed_values(path: Path, parameter: str) -> list[Any]:

@@ -19,7 +19,15 @@ import pytest
 from mcp_bridge.config.loader import parse_settings
 from mcp_bridge.config.settings import AuthMode, BridgeSettings, EnvVar
 
-from .templates import FUNCTION_APP, MAIN, allowed_values, app_settings, parse, resource_body
+from .templates import (
+    FUNCTION_APP,
+    MAIN,
+    allowed_values,
+    app_settings,
+    parse,
+    resource_body,
+    upstream_settings,
+)
 
 PLATFORM_SETTINGS = {
     # Functions host: identity-based host storage ("Connecting to host storage with an identity").
@@ -116,9 +124,13 @@ def deployed_values() -> list[dict[str, str]]:
         return str(main["variables"][given]["value"])
 
     choices: dict[str, list[str]] = {}
+    app_variables = parse(FUNCTION_APP)["variables"]
     for setting in app_settings():
         name, value = setting["name"], setting["value"]
-        if isinstance(value, str):
+        if name == EnvVar.MCP_UPSTREAMS:  # upstreamNames, with the default otherUpstreams ([])
+            assert value in app_variables, value
+            choices[name] = ["scheduler"]
+        elif isinstance(value, str):
             choices[name] = [from_main(value) if value in app_params else value]
         elif name in SAMPLE_EXPRESSIONS:
             choices[name] = [SAMPLE_EXPRESSIONS[name]]
@@ -163,3 +175,71 @@ def test_private_endpoints_are_allowed_exactly_when_the_app_is_in_a_virtual_netw
         if resource["type"] == "Microsoft.Web/sites"
     ]
     assert "subnetId" in json.dumps(site["properties"]["virtualNetworkSubnetId"])
+
+
+ROOMS = {
+    "name": "Rooms",
+    "endpoints": "https://rooms-east.example.com/mcp,https://rooms-west.example.com/mcp",
+    "auth": "api_key",
+    "tokenScope": "",
+    "allowedTools": "bookRoom,listRooms",
+    "toolRoles": "listRooms:Rooms.Read,*:Rooms.Book",
+    "keyCallerRoles": "Rooms.Read",
+}
+DESKS = {**ROOMS, "name": "desks", "auth": "managed_identity", "tokenScope": "api://desks/.default"}
+
+
+@pytest.mark.parametrize("private", [False, True], ids=["public", "private"])
+def test_several_upstreams_deploy_settings_the_bridge_reads_for_each(private: bool):
+    """`otherUpstreams` as a deployment would give it: two servers beside the Scheduler, one with an
+    API key from Key Vault (secret names of its own), one with a managed identity token."""
+    environ = next(
+        env for env in deployed_values() if (env[EnvVar.ALLOW_PRIVATE_ENDPOINTS] == "true") is private
+    )
+    upstreams = [ROOMS, DESKS]
+    # MCP_UPSTREAMS: join(concat(['scheduler'], map(otherUpstreams, upstream => toLower(upstream.name))), ',')
+    environ = {**environ, "MCP_UPSTREAMS": ",".join(["scheduler", *(u["name"].lower() for u in upstreams)])}
+    for upstream in upstreams:
+        extra = upstream_settings(upstream, private=private)
+        assert (
+            unknown_settings([name for name in extra if not name.startswith(upstream["name"].upper())]) == []
+        )
+        environ.update(extra)
+    settings = parse_settings(environ)
+    assert list(settings.upstreams) == ["scheduler", "rooms", "desks"]
+    rooms, desks = settings.upstreams["rooms"], settings.upstreams["desks"]
+    assert rooms.scheduler_endpoints == ROOMS["endpoints"].split(",")
+    assert (rooms.scheduler_auth, rooms.secrets_vault_url) == (
+        "api_key",
+        SAMPLE_PARAMETERS["keyVaultUri"].rstrip("/"),
+    )
+    assert (rooms.keyvault_client_id_secret, rooms.keyvault_api_key_secret) == (
+        "ROOMS-CLIENT-ID",
+        "ROOMS-API-KEY",
+    )
+    assert rooms.tool_roles is not None and rooms.key_caller_roles == {"Rooms.Read"}
+    assert (desks.scheduler_auth, desks.scheduler_token_scope) == ("managed_identity", "api://desks/.default")
+    # The network rule covers every upstream: private endpoints allowed for each exactly when in a VNet.
+    assert {u.scheduler_allow_private_endpoints for u in settings.upstreams.values()} == {private}
+
+
+def test_the_upstream_names_setting_is_set_from_the_parameter():
+    [names] = [s["value"] for s in app_settings() if s["name"] == EnvVar.MCP_UPSTREAMS]
+    assert names == "upstreamNames"
+    variables = parse(FUNCTION_APP)["variables"]
+    assert "upstreamNameList" in json.dumps(variables["upstreamNames"])
+    assert variables["upstreamNameList"]["value"]["loop_type"]["detail"]["array_name"] == "otherUpstreams"
+    main = parse(MAIN)
+    assert main["parameters"]["otherUpstreams"]["default"] == []
+    assert resource_body(main["modules"]["app"])["params"]["otherUpstreams"] == "otherUpstreams"
+
+
+def test_the_key_vault_grant_covers_every_upstreams_secrets():
+    """The app reads `<NAME>-CLIENT-ID` / `<NAME>-API-KEY` for each upstream from the one vault:
+    its Key Vault Secrets User grant is on the vault, not on a secret, so it covers every one."""
+    from .templates import ROLES, resources
+
+    grants = [body for _, body in resources(ROLES, "Microsoft.Authorization/roleAssignments")]
+    secrets_user = [g for g in grants if "keyVaultSecretsUser" in json.dumps(g)]
+    assert len(secrets_user) == 1
+    assert secrets_user[0]["scope"] == "vault"
