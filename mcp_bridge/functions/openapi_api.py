@@ -71,7 +71,7 @@ async def _openapi(req: func.HttpRequest) -> func.HttpResponse:
             health_auth=health,
             hidden=hidden | {f"server_{name}" for name in everywhere},
             tools=shown[default],
-            tag=default,
+            upstream=default,
         )
         for name in others:
             add_server(described, name, shown[name], hidden=hidden_of[name])
