@@ -12,12 +12,15 @@ Kinds (each request a `fuzz_requests.BadRequest`, so it can be kept in the repla
 - principal: `X-MS-CLIENT-PRINCIPAL*` headers App Service could not have written;
 - role: a well-formed principal without the role the tool asks for;
 - tool: names of tools the Scheduler does not have;
+- operation: operation ids no operation of the caller's has (well formed but unknown, malformed);
+- server: `/api/servers/{server}/...` naming no configured upstream;
 - function-key: no key, or a wrong one (the host refuses: 401).
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import random
 import string
@@ -32,8 +35,10 @@ VISIBLE = "".join(chr(c) for c in range(0x21, 0x7F))
 
 
 def _tool_post(kind: str, tool: str, body: bytes, headers: tuple[tuple[str, str], ...]) -> BadRequest:
+    """A tool call; one in four through the default upstream's named route (`/api/servers/scheduler`)."""
+    prefix = "/api/servers/scheduler" if int(hashlib.sha256(body).hexdigest(), 16) % 4 == 0 else "/api"
     return BadRequest(
-        kind, "POST", f"/api/tools/{tool}", (("content-type", "application/json"), *headers), body
+        kind, "POST", f"{prefix}/tools/{tool}", (("content-type", "application/json"), *headers), body
     )
 
 
@@ -215,6 +220,44 @@ def tools(rng: random.Random, ctx: Context) -> BadRequest | None:
     return _tool_post("tool", quote(name, safe=""), b"{}", (ctx.key_header,))
 
 
+URL_SAFE = string.ascii_letters + string.digits + "_-"
+
+
+def servers(rng: random.Random, ctx: Context) -> BadRequest | None:
+    """`/api/servers/{server}/...` naming no configured upstream."""
+    server = _text(rng, string.ascii_letters + string.digits, 1, 40)
+    if server.lower() == "scheduler":
+        return None
+    tool = rng.choice(list(ctx.tools))
+    route = rng.choice([f"tools/{tool}", "tools", "operations/op_" + _text(rng, URL_SAFE, 32, 32)])
+    method = "POST" if route.startswith("tools/") else "GET"
+    body = json.dumps(ctx.valid[tool]).encode() if method == "POST" else b""
+    return BadRequest(
+        "server", method, f"/api/servers/{quote(server, safe='')}/{route}", (ctx.key_header,), body
+    )
+
+
+def operations(rng: random.Random, ctx: Context) -> BadRequest | None:
+    """Operation ids that name no operation of this caller: well formed but unknown, or malformed."""
+    variant = rng.randrange(4)
+    if variant == 0:
+        operation_id = "op_" + _text(rng, URL_SAFE, 32, 32)  # the right shape, issued to nobody
+    elif variant == 1:
+        operation_id = "op_" + _text(rng, URL_SAFE, 0, 60)
+        if len(operation_id) == 35:
+            return None
+    elif variant == 2:
+        operation_id = _text(rng, string.ascii_lowercase, 1, 4) + "_" + _text(rng, URL_SAFE, 32, 32)
+    else:
+        chars = list("op_" + _text(rng, URL_SAFE, 32, 32))
+        chars[rng.randrange(3, len(chars))] = rng.choice(" !$%&'()*+,;=@~.é")
+        operation_id = "".join(chars)
+    path = f"/api/operations/{quote(operation_id, safe='')}"
+    if rng.random() < 0.5:
+        return BadRequest("operation", "GET", path, (ctx.key_header,))
+    return BadRequest("operation", "POST", path + "/cancel", (ctx.key_header,))
+
+
 def function_keys(rng: random.Random, ctx: Context) -> BadRequest | None:
     route = rng.choice(["/api/tools", "/api/tools/listConversations", "/api/openapi.json",
                         "/api/conversation-status?conversation_id=abc"])  # fmt: skip
@@ -234,14 +277,16 @@ def function_keys(rng: random.Random, ctx: Context) -> BadRequest | None:
 
 
 GENERATORS: dict[str, tuple[Callable[[random.Random, Context], BadRequest | None], float]] = {
-    "body": (bodies, 0.24),
-    "arguments": (arguments, 0.24),
-    "id": (ids, 0.14),
+    "body": (bodies, 0.22),
+    "arguments": (arguments, 0.22),
+    "id": (ids, 0.13),
     "idempotency-key": (idempotency_keys, 0.10),
-    "principal": (principals, 0.10),
-    "role": (roles, 0.06),
-    "tool": (tools, 0.06),
+    "principal": (principals, 0.09),
+    "role": (roles, 0.04),
+    "tool": (tools, 0.04),
     "function-key": (function_keys, 0.06),
+    "operation": (operations, 0.06),
+    "server": (servers, 0.04),
 }
 
 

@@ -9,7 +9,7 @@ schedule through the devstack host's timer loop.
 
 A region's death window runs from its kill (or stop) until `WINDOW_GRACE_SECONDS` after it answers
 again. Passing needs: resident memory grown by less than 5 % from the first quiet sample after the
-warm-up to the last; open file descriptors and tasks within `FLAT_TOLERANCE` of each other across
+warm-up to the last; open file descriptors and tasks at the last within `FLAT_TOLERANCE` of the first of
 those quiet samples; no read-only call (reads and listings) failed outside a death window; no keyed
 call ran twice (counted in the Scheduler's store: one conversation per keyed call's topic).
 """

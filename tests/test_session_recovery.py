@@ -97,3 +97,28 @@ async def test_a_listing_on_a_lost_session_reconnects_too(configure, functions, 
     reply = await functions("list_tools", path="/api/tools")
     assert reply.status == 200, reply.body
     assert control(stack.legacy.url)["sessions_created"] == 1
+
+
+async def test_a_lost_session_leaves_nothing_behind(configure, functions, stack):
+    """After restarts, the lost clients are freed once no call holds them: only the live one is left
+    (the soak found each lost client kept alive, about 0.5 MiB per restart, docs/reliability.md)."""
+    import gc
+
+    from mcp import Client
+
+    await configure(endpoints=[stack.legacy.mcp_url])
+    assert (await functions.call_tool("listConversations", {})).status == 200
+    for style in ("typescript-400", "spec-404", "go-404"):
+        restart_forgetting_sessions(stack.legacy, style)
+        assert (await functions.call_tool("listConversations", {})).status == 200
+    bridge = await get_bridge()
+    session = bridge.endpoints[0]
+    assert session.connections_opened == 4
+    await asyncio.sleep(0.2)  # the replaced owners finish closing
+    gc.collect()
+    ours = [
+        client
+        for client in gc.get_objects()
+        if isinstance(client, Client) and getattr(client.message_handler, "__self__", None) is session
+    ]
+    assert len(ours) == 1, f"{len(ours)} clients of this session alive after 3 restarts"

@@ -1,6 +1,6 @@
 """The soak's short form: one bridge process, a steady mix, both regions restarted, short tokens.
 
-`make soak` runs it for 15 minutes (docs/reliability.md); here it runs for about 25 seconds, long
+`make soak` runs it for 15 minutes (docs/reliability.md); here it runs for about 20 seconds, long
 enough for a restart of each region and a few token refreshes, too short for a memory figure worth
 gating on (it is printed, not asserted). It runs as its own process, as the full soak does.
 """
@@ -19,7 +19,7 @@ def fields(line: str) -> dict[str, str]:
 
 def test_a_short_soak_loses_no_read_only_call_and_runs_no_keyed_call_twice():
     run = subprocess.run(
-        [sys.executable, "-m", "reliability.soak", "--seconds", "22", "--restart-every", "8",
+        [sys.executable, "-m", "reliability.soak", "--seconds", "18", "--restart-every", "7",
          "--rate", "50", "--workers", "6", "--token-lifetime", "12"],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
     )  # fmt: skip

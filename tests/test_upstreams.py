@@ -436,8 +436,7 @@ async def test_the_openapi_document_groups_each_upstreams_routes_and_tools_under
     assert reply.status == 200, reply.body
     doc = reply.json
     validate(doc)
-    # The Scheduler's tools keep the tag `tools` (a generated client's module); each other upstream
-    # has its own name.
+    # The default's tag stays `tools`, as before there were upstreams: generated clients name modules by it.
     assert [tag["name"] for tag in doc["tags"]] == ["tools", "rooms"]
     by_tag: dict[str, set[str]] = {}
     for path, item in doc["paths"].items():

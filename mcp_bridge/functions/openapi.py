@@ -17,7 +17,6 @@ from pydantic.json_schema import models_json_schema
 
 from .. import models
 from ..config.upstreams import DEFAULT_UPSTREAM
-from ..tool_openapi.operations import TAG as TOOLS_TAG
 from ..tool_openapi.servers import add_server_routes, tag_description
 from .tools_api import CONVERSATION_ID
 
@@ -228,11 +227,15 @@ def document(
     server_url: str = "/api",
     hidden: frozenset[str] = frozenset(),
     tools: Sequence[Tool] | None = None,
-    tag: str = TOOLS_TAG,
+    upstream: str = DEFAULT_UPSTREAM,
 ) -> dict[str, Any]:
     """The OpenAPI 3.1 document; `health_auth` is the live `HEALTH_AUTH_LEVEL`, the operations named
     in `hidden` (function names) are left out: the caller may not use them. `tools` are the tools
-    this caller may call (allowlist and roles applied); each gets an operation (`tool_openapi`)."""
+    this caller may call (allowlist and roles applied); each gets an operation (`tool_openapi`).
+
+    The default `upstream`'s tools keep the tag `tools` they had before there were several
+    upstreams: a generated client names its modules by tag (`<client>.api.tools`), so renaming it
+    would break every client generated before."""
     named = [
         models.ToolCallResult,
         models.ToolList,
@@ -262,14 +265,14 @@ def document(
         "components": {"schemas": schemas["$defs"], "securitySchemes": _SECURITY_SCHEMES},
     }
     if tools is not None and "call_tool" not in hidden:
-        from ..tool_openapi.operations import add_tool_operations
+        from ..tool_openapi.operations import TAG, add_tool_operations
 
         add_tool_operations(
             described,
             tools,
             generic_path="/tools/{tool_name}",
-            tag=tag,
-            tag_description=tag_description(DEFAULT_UPSTREAM, default=True),
+            tag=TAG,
+            tag_description=tag_description(upstream, default=True),
         )
     add_server_routes(described, hidden=hidden)  # after the tools: their enum is not a server's
     return described

@@ -70,7 +70,8 @@ async def _openapi(req: func.HttpRequest) -> func.HttpResponse:
         described = document(
             health_auth=health,
             hidden=hidden | {f"server_{name}" for name in everywhere},
-            tools=shown[default],  # under the tag `tools`, as always: generated clients keep their modules
+            tools=shown[default],
+            upstream=default,
         )
         for name in others:
             add_server(described, name, shown[name], hidden=hidden_of[name])

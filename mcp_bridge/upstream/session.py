@@ -13,7 +13,7 @@ import asyncio
 import contextvars
 import logging
 import time
-from collections import deque
+import weakref
 from typing import Any
 
 import anyio
@@ -77,7 +77,9 @@ class UpstreamSession:
         """The open session's `Mcp-Session-Id` (handshake era), where its tasks live (operations/)."""
         self.serves_tasks_extension = False
         """The server declared `io.modelcontextprotocol/tasks` (2026-07-28): it may make any call a task."""
-        self._lost: deque[Client] = deque(maxlen=8)
+        # Weakly: a lost client is asked about only by the calls still holding it. A strong
+        # reference kept a whole closed client (~0.5 MiB) per restart alive (the soak found it).
+        self._lost: weakref.WeakValueDictionary[int, Client] = weakref.WeakValueDictionary()
 
     @property
     def connected(self) -> bool:
@@ -103,8 +105,7 @@ class UpstreamSession:
 
     async def reconnect(self, stale: Client) -> Client:
         """Replace `stale` (lost session) with a new one; callers racing here share one reconnect."""
-        if not self.was_lost(stale):
-            self._lost.append(stale)
+        self._lost[id(stale)] = stale
         if self._client is stale:
             await self._stop_owner()
         return await self.client()
@@ -112,7 +113,7 @@ class UpstreamSession:
     def was_lost(self, client: Client) -> bool:
         """Whether `client`'s session was found lost. Its calls still in flight end when it closes;
         each carried the forgotten session id, so the server refused it unrun: resending is safe."""
-        return any(lost is client for lost in self._lost)
+        return self._lost.get(id(client)) is client
 
     async def catalog(self, *, missing: str | None = None) -> ToolCatalog:
         """The tool listing; stale entries are served while a refresh runs in the background.

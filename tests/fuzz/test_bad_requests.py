@@ -48,7 +48,7 @@ def test_the_replay_corpus_holds_every_kind():
     corpus = read_corpus()
     assert len(corpus) >= 90, CORPUS
     assert {request.kind for request in corpus} == {
-        "body", "arguments", "id", "idempotency-key", "principal", "role", "tool", "function-key",
+        "body", "arguments", "id", "idempotency-key", "principal", "role", "tool", "function-key", "operation", "server",
     }  # fmt: skip
     assert len({request.digest() for request in corpus}) == len(corpus)
 
