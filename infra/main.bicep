@@ -95,7 +95,7 @@ param instanceMemoryMB int = 2048
 @minValue(1)
 @maxValue(1000)
 @description('Most HTTP requests one instance is given at once (Flex Consumption scaleAndConcurrency.triggers.http.perInstanceConcurrency); the platform adds instances for the rest. The default is the knee `make bench` measured for one worker process on a 2048 MB instance (docs/deployment.md): raise it with instanceMemoryMB 4096, lower it for 512.')
-param httpPerInstanceConcurrency int = 8
+param httpPerInstanceConcurrency int = 4
 
 @description('Spread the plan\'s instances over availability zones; only in regions that offer it for Flex Consumption.')
 param zoneRedundant bool = false
