@@ -257,7 +257,8 @@ async def warm_up() -> dict[str, str]:
     and its tool listing, and a first probe round. Returns each endpoint's outcome ("ready" or why not); never
     raises for an endpoint, since an instance must still start when a region is down (the call
     path fails over)."""
-    # What the request handlers import on first use (mcp_bridge/functions/tools_api.py).
+    # What the request handlers import on first use (functions/tool_handlers.py; the warm-up
+    # function imports that module itself).
     from . import models  # noqa: F401
     from .callers import access, audit  # noqa: F401
     from .calls import outcomes  # noqa: F401

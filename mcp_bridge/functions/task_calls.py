@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 
 import azure.functions as func
 
+from ..calls.tasks import refused_for_want_of_tasks, task_support
+
 if TYPE_CHECKING:
     from ..callers.principal import Caller
     from ..calls.bridge import SchedulerBridge
@@ -39,8 +41,6 @@ def preferences(headers: Any) -> dict[str, str]:
 
 def wants_task(bridge: SchedulerBridge, name: str, headers: Any) -> bool | None:
     """Whether this call runs as a task: True, False, or None when no listing is cached yet."""
-    from ..calls.tasks import task_support
-
     support = task_support(bridge, name)
     if support is None:
         return None
@@ -58,8 +58,6 @@ async def wants_task_listed(bridge: SchedulerBridge, name: str, headers: Any) ->
 def requires_task(bridge: SchedulerBridge, name: str, problem: Problem) -> bool:
     """After an ordinary call failed: whether it failed only because the tool runs as a task alone
     (listed `required`, or a 2026-07-28 refusal for want of the tasks extension), unrun."""
-    from ..calls.tasks import refused_for_want_of_tasks, task_support
-
     return task_support(bridge, name) == "required" or refused_for_want_of_tasks(problem)
 
 

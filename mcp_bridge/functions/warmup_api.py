@@ -23,9 +23,11 @@ bp = func.Blueprint()
 async def warmup(warmup: WarmUpContext) -> None:
     from ..config.loader import SettingsError
     from ..runtime import warm_up
+    from .tools_api import handlers
 
     started = time.perf_counter()
     try:
+        handlers()  # the request handlers' imports, which the first request would otherwise pay
         endpoints = await warm_up()
     except SettingsError as exc:  # the requests will answer 500 misconfigured; nothing to warm
         _LOGGER.error("Warm-up skipped: invalid settings: %s", exc)
