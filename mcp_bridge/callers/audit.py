@@ -177,13 +177,24 @@ def _emit_pending(entry: list[dict[str, Any]]) -> None:
 
 
 def _emit(fields: dict[str, Any]) -> None:
+    """Hand the line to the audit logger's handlers. The record is made directly, as `Logger.info`
+    would make it but without walking the stack for the caller's frame (always this function), and
+    still through the log record factory, so redaction sees it like any other line."""
     attributes: dict[str, Any] = {**fields, CUSTOM_EVENT_ATTRIBUTE: EVENT_NAME}
     if "caller.id" in fields:
         attributes[ENDUSER_ID] = fields["caller.id"]
     try:
-        AUDIT_LOGGER.info("audit %s", json.dumps(fields, separators=(",", ":")), extra=attributes)
+        line = "audit " + json.dumps(fields, separators=(",", ":"))
+        AUDIT_LOGGER.handle(
+            AUDIT_LOGGER.makeRecord(
+                AUDIT_LOGGER.name, logging.INFO, __file__, _EMIT_LINE, line, (), None, "_emit", attributes
+            )
+        )
     except Exception:  # pragma: no cover - a handler's failure must not fail the call
         _LOGGER.debug("Writing an audit record failed", exc_info=True)
+
+
+_EMIT_LINE = _emit.__code__.co_firstlineno
 
 
 def _conclude(record: AuditRecord, outcome: str, status: int) -> None:
