@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from mcp_bridge.arguments.strict import unknown_arguments
+from mcp_bridge.arguments.strict import leaf_names, unknown_arguments
 
 from .conftest import schedule_arguments, tool_calls
 from .test_tool_calls import assert_problem
@@ -103,6 +103,27 @@ def test_what_the_walk_cannot_follow_is_allowed():
 def test_case_only_differences_suggest_the_declared_spelling():
     schema = {"type": "object", "properties": {"conversationId": {"type": "string"}}}
     assert names(schema, {"conversationid": "c"}) == {"/conversationid": "conversationId"}
+
+
+def test_the_names_whose_values_are_never_walked_skip_the_walk_and_find_the_same():
+    flat = {"type": "object", "properties": {"id": {"type": "string"}, "n": {"type": "integer"}, "x": True}}
+    assert leaf_names(flat) == {"id", "n", "x"}
+    assert leaf_names(NESTED) == {"title", "extra"}  # a free-form map is not walked either; the rest are
+    for schema in ({**flat, "allOf": [{"properties": {"y": {}}}]}, {"$ref": "#", "properties": {}}):
+        assert leaf_names(schema) == frozenset()  # branches or refs at the top: always walked
+    cases = [
+        (flat, {"id": "a", "n": 1}),
+        (flat, {"id": {"nested": "objects are not looked into"}, "x": [{"a": 1}]}),
+        (flat, {"id": "a", "idd": "b"}),
+        ({**flat, "additionalProperties": True}, {"id": "a", "other": 1}),
+        (NESTED, {"title": "x"}),
+        (NESTED, {"title": "x", "room": {"flor": 2}}),
+        ({"type": "object"}, {"a": 1}),
+    ]
+    for schema, arguments in cases:
+        fast = unknown_arguments(schema, arguments, leaves=leaf_names(schema))
+        assert fast == unknown_arguments(schema, arguments), (schema, arguments)
+    assert unknown_arguments(flat, {"id": "a", "idd": "b"}, leaves=leaf_names(flat))[0].suggestion == "id"
 
 
 async def test_a_misspelt_argument_is_refused_and_the_scheduler_is_not_called(configure, functions, stack):

@@ -68,13 +68,54 @@ class UnknownArgument:
         return found
 
 
-def unknown_arguments(schema: Any, arguments: dict[str, Any]) -> list[UnknownArgument]:
-    """Every argument name (at any depth) that `schema` does not declare; at most `MAX_REPORTED`."""
+def unknown_arguments(
+    schema: Any, arguments: dict[str, Any], *, leaves: frozenset[str] = frozenset()
+) -> list[UnknownArgument]:
+    """Every argument name (at any depth) that `schema` does not declare; at most `MAX_REPORTED`.
+
+    `leaves` is `leaf_names(schema)`, computed once per tool version: arguments named only from it
+    have nothing to report, and are not walked (the walk cost 12 µs a call for a one-argument tool)."""
     if not isinstance(schema, dict) or not schema:
+        return []
+    if leaves and leaves.issuperset(arguments):
         return []
     found: list[UnknownArgument] = []
     _Walk(schema, found).visit(schema, arguments, "", top=True)
     return found
+
+
+_WALKED = frozenset(
+    {
+        "properties",
+        "patternProperties",
+        "additionalProperties",
+        "unevaluatedProperties",
+        "items",
+        "prefixItems",
+        "additionalItems",
+        "$ref",
+        "$dynamicRef",
+        "$recursiveRef",
+        *_COMBINATORS,
+        *_CONDITIONALS,
+    }
+)
+"""The keywords the walk follows; a subschema with none of them is a leaf it never looks inside."""
+
+
+def leaf_names(schema: Any) -> frozenset[str]:
+    """The top-level argument names `schema` declares whose values the walk never looks inside (each
+    one's subschema is a leaf: no keyword of `_WALKED`), when the top level declares its names in
+    `properties` alone; else empty. Arguments named only from this set have no unknown name."""
+    if not isinstance(schema, dict) or not isinstance(schema.get("properties"), dict):
+        return frozenset()
+    if any(keyword in schema for keyword in _WALKED - {"properties", "additionalProperties"}):
+        return frozenset()  # branches, refs or patterns at the top: always walk
+    return frozenset(
+        name
+        for name, sub in schema["properties"].items()
+        if not isinstance(sub, dict) or _WALKED.isdisjoint(sub)
+    )
 
 
 def invalid_arguments(

@@ -103,7 +103,11 @@ class AttemptRunner:
         if tool is None:
             raise ToolNotFound(f"the Scheduler has no tool named {name!r}", tool=name)
         violations = tool.violations(arguments)
-        unknown = unknown_arguments(tool.tool.input_schema, arguments) if self._strict_arguments else []
+        unknown = (
+            unknown_arguments(tool.tool.input_schema, arguments, leaves=tool.argument_leaves)
+            if self._strict_arguments
+            else []
+        )
         if violations or unknown:
             raise invalid_arguments(name, unknown=unknown, violations=violations)
         return tool

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import mcp_types as types
@@ -17,6 +18,7 @@ from jsonschema.exceptions import SchemaError
 from jsonschema.protocols import Validator
 from jsonschema.validators import validator_for
 
+from ..arguments.strict import leaf_names
 from ..redaction import printable
 
 _LOGGER = logging.getLogger(__name__)
@@ -46,6 +48,11 @@ class CatalogTool:
         """`forbidden`, `optional` or `required` (MCP `execution.taskSupport`; absent is forbidden)."""
         execution = self.tool.execution
         return (execution.task_support if execution is not None else None) or "forbidden"
+
+    @cached_property
+    def argument_leaves(self) -> frozenset[str]:
+        """`arguments.strict.leaf_names` of the input schema, once per tool version."""
+        return leaf_names(self.tool.input_schema)
 
     def violations(self, arguments: dict[str, Any]) -> list[dict[str, str]]:
         """Every way `arguments` breaks the tool's input schema, as JSON-pointer + message."""
