@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 import httpx2
 
-from . import redaction
+from . import process_memory, redaction
 from .azure_services import settings_loader
 from .azure_services.http_client import USER_AGENT, azure_http_client
 from .azure_services.scheduler_secrets import SchedulerSecrets, load_scheduler_secrets
@@ -63,6 +63,7 @@ async def get_bridge(upstream: str | None = None) -> SchedulerBridge:
     connection_string = settings.applicationinsights_connection_string
     # Once per process; a no-op after the first call.
     configure_telemetry(connection_string=connection_string.get_secret_value() if connection_string else None)
+    process_memory.start_trimming(settings.memory_trim_seconds)  # once per process
     lock = _creating.setdefault(upstream, asyncio.Lock())
     async with lock:
         if upstream not in _bridges:
@@ -110,6 +111,7 @@ async def reset_bridge() -> None:
     _creating.clear()
     for bridge in bridges:
         await bridge.aclose()
+    await process_memory.stop_trimming()
     credential, _credential = _credential, None
     if credential is not None:
         await credential[0].close()  # closing twice (the token provider did too) is harmless

@@ -9,6 +9,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mcp_bridge import process_memory
+
 from .meter import load_average
 from .soak_load import TOPIC_PREFIX, Callers, Tally
 
@@ -61,6 +63,9 @@ def report(soak: Soak, callers: Callers, seconds: float, bridge: Any) -> tuple[s
         f"rss_mib_start={start.rss_mib:.1f} rss_mib_middle={middle.rss_mib:.1f} "
         f"rss_mib_end={end.rss_mib:.1f} "
         f"rss_growth_pct={growth:.2f} gc_objects={start.objects}..{end.objects} "
+        f"c_heap_in_use_mib={start.heap_in_use_mib:.1f}..{end.heap_in_use_mib:.1f} "
+        f"c_heap_free_mib={start.heap_free_mib:.1f}..{end.heap_free_mib:.1f} "
+        f"allocator_trims={process_memory.stats.trims} "
         f"fds={min(fds)}..{max(fds)} tasks={min(tasks)}..{max(tasks)} "
         f"quiet_samples={len(settled)} restarts={soak.restarts.done} probe_rounds={soak.probe_rounds} "
         f"sessions_opened_bridge={sessions_bridge} sessions_created_server={sessions_server} "

@@ -37,6 +37,7 @@ ROOMS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "mcp_bridge.redaction",
             "mcp_bridge.telemetry",
             "mcp_bridge.host_logging",
+            "mcp_bridge.process_memory",
         ),
     ),
     ("config", ("mcp_bridge.config",)),

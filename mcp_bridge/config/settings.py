@@ -146,6 +146,8 @@ class BridgeSettings(BaseSettings, KeyVaultSettings):
     # Long-running operations: how long one is kept (and its task asked to live), live ones per caller
     operations_retention_seconds: float = Field(default=86_400.0, ge=60, le=30 * 86_400)
     operations_max_per_caller: int = Field(default=20, ge=1, le=10_000)
+    # The process: how often the C allocator's free heap is handed back (process_memory.py); 0: never
+    memory_trim_seconds: float = Field(default=60.0, ge=0, le=3600)
 
     @field_validator(
         "scheduler_token_scope",
