@@ -33,7 +33,8 @@ from ..runtime import ensure_settings, get_bridge
 from .request_body import MISSING_ID_MESSAGE, check_conversation_id, read_arguments
 from .task_calls import requires_task, start_operation, wants_task, wants_task_listed
 
-__all__ = ["ensure_settings"]  # `tools_api.respond` reaches it through here
+# What `tools_api` reaches through `handlers()`; `ensure_settings` is the runtime's, for `respond`.
+__all__ = ["call_tool", "ensure_settings", "list_tools", "status_of", "upstream_settings"]
 
 
 def _json(body: models.ToolCallResult | models.ToolList | models.ConversationStatus) -> func.HttpResponse:
