@@ -20,9 +20,11 @@ DEFERRED = (
     "mcp_bridge.config.loader",
     "mcp_bridge.runtime",
     "mcp_bridge.calls.bridge",
+    "mcp_bridge.functions.tool_handlers",
     "azure.identity.aio",
 )
-"""What the first request imports (see mcp_bridge/functions/tools_api.py and runtime.build_credential)."""
+"""What the first request imports (`tools_api.handlers()`, mcp_bridge/functions/tool_handlers.py, and
+runtime.build_credential)."""
 
 
 def _timed_import(modules: list[str] | tuple[str, ...]) -> float:
