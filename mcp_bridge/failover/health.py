@@ -20,7 +20,8 @@ passing probes also lift a passive ejection at once (Envoy's
 out its ejection window while its probes vouch for it. When nothing
 is usable (panic) every endpoint is tried anyway, the bridge never refusing a call without trying:
 those whose last probe passed first (a region coming back), then those whose last live call did not
-fail, each group in priority order.
+fail, each group in priority order. Outside panic, a region coming back is a fallback after the
+usable ones (`attempt_order`).
 """
 
 from __future__ import annotations
