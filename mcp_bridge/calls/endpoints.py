@@ -67,7 +67,7 @@ class FailoverLoop:
             self._snapshot_follower.maybe_refresh(self._health)
         order, usable = self._health.attempt_order()
         if not usable:
-            _LOGGER.warning("No endpoint is healthy; trying all of them in priority order")
+            _LOGGER.warning("No endpoint is healthy; trying all of them, a region coming back first")
         loop = asyncio.get_running_loop()
         tried: set[str] = set()
         causes: list[dict[str, str]] = []
