@@ -127,11 +127,16 @@ mcp_servers:
 """
 
 
+def litellm_config(scheduler_url: str) -> str:
+    """The proxy's config.yaml: secrets only by environment variable name."""
+    return _LITELLM_CONFIG.format(server=SCHEDULER_SERVER, url=scheduler_url)
+
+
 def start_litellm(rig: Rig) -> tuple[ManagedProcess, Target]:
     """LiteLLM's proxy with the Scheduler as its one MCP server; the tool is `POST /mcp-rest/tools/call`."""
     master_key = "sk-" + secrets.token_hex(16)  # LiteLLM's keys start with sk-
     config = rig.stack.log_dir / "litellm-config.yaml"
-    config.write_text(_LITELLM_CONFIG.format(server=SCHEDULER_SERVER, url=rig.stack.east.mcp_url))
+    config.write_text(litellm_config(rig.stack.east.mcp_url))
     port = free_port()
     process = ManagedProcess(
         name="litellm",
