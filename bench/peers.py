@@ -23,6 +23,7 @@ import httpx2
 from devstack.processes import ManagedProcess
 
 from .http_load import Run, Target, host_target, load, load_generator, start_bench_host
+from .instance_concurrency import process_cpu_seconds
 from .peer_servers import LITELLM, MCPO, PEERS, install
 from .rig import Rig
 from .stack import STATUS_TOOL, control
@@ -39,6 +40,9 @@ NOT_RUN: dict[str, str] = {}
 class PeerLevel:
     connections: int
     runs: dict[str, list[Run]] = field(default_factory=lambda: {side: [] for side in SIDES})
+    cpu_seconds: dict[str, list[float]] = field(default_factory=lambda: {side: [] for side in SIDES})
+    """CPU of the side's server process during each run (its wall time is the run's)."""
+    wall_seconds: dict[str, list[float]] = field(default_factory=lambda: {side: [] for side in SIDES})
 
     def rps(self, side: str) -> float:
         return median([run.requests_per_second for run in self.runs[side]])
@@ -51,6 +55,12 @@ class PeerLevel:
 
     def errors(self, side: str) -> int:
         return sum(run.errors for run in self.runs[side])
+
+    def cpu_ms_per_call(self, side: str) -> float:
+        """Server CPU per answered call: the bridge's host, mcpo's or LiteLLM's one process."""
+        pairs = zip(self.runs[side], self.wall_seconds[side], strict=True)
+        calls = sum(run.requests_per_second * wall for run, wall in pairs)
+        return ratio(sum(self.cpu_seconds[side]), calls) * 1000
 
     def rps_ratio(self, peer: str) -> float:
         """The bridge's requests/s over `peer`'s."""
@@ -83,9 +93,11 @@ def run_peers(rig: Rig, *, connections: tuple[int, ...], seconds: float, rounds:
         host, key = start_bench_host(rig)
         processes.append(host)
         targets = {"bridge": host_target(host, key, rig.arguments)}
+        pids = {"bridge": host.pid}
         for peer in PEERS:
             process, targets[peer.name] = peer.start(rig)
             processes.append(process)
+            pids[peer.name] = process.pid
         upstream = {side: check_side(rig, side, target) for side, target in targets.items()}
         script = rig.stack.log_dir / "wrk-peers.lua"
         for target in targets.values():
@@ -96,7 +108,10 @@ def run_peers(rig: Rig, *, connections: tuple[int, ...], seconds: float, rounds:
             level = PeerLevel(count)
             for number in range(len(SIDES) * rounds):
                 side = _PATTERN[number % len(_PATTERN)]
+                cpu, wall = process_cpu_seconds(pids[side]), time.perf_counter()
                 level.runs[side].append(load(targets[side], count, seconds, script))
+                level.cpu_seconds[side].append(process_cpu_seconds(pids[side]) - cpu)
+                level.wall_seconds[side].append(time.perf_counter() - wall)
                 time.sleep(0.2)
             levels.append(level)
         return PeersResult(load_generator(), seconds, levels, (started_load, os.getloadavg()[0]), upstream)
@@ -142,8 +157,9 @@ def table(result: PeersResult) -> list[str]:
         + " | ".join(f"{side} req/s" for side in SIDES)
         + " | "
         + " | ".join(f"bridge/{peer}" for peer in peers)
-        + f" | p50 ms {per_side} | p99 ms {per_side} | errors {per_side} |",
-        "|---:|" + "---:|" * (len(SIDES) + len(peers) + 3),
+        + f" | p50 ms {per_side} | p99 ms {per_side} | server CPU ms per call {per_side}"
+        + f" | errors {per_side} |",
+        "|---:|" + "---:|" * (len(SIDES) + len(peers) + 4),
     ]
     for level in result.levels:
         out.append(
@@ -155,6 +171,8 @@ def table(result: PeersResult) -> list[str]:
             + " / ".join(f"{level.p50_ms(side):.1f}" for side in SIDES)
             + " | "
             + " / ".join(f"{level.p99_ms(side):.1f}" for side in SIDES)
+            + " | "
+            + " / ".join(f"{level.cpu_ms_per_call(side):.2f}" for side in SIDES)
             + " | "
             + " / ".join(str(level.errors(side)) for side in SIDES)
             + " |"

@@ -13,7 +13,7 @@ import re
 
 from bench.http_load import Run
 from bench.peer_servers import LITELLM, PEERS, litellm_config
-from bench.peers import SIDES, PeerLevel, PeersResult
+from bench.peers import SIDES, PeerLevel, PeersResult, table
 from bench.report import RESULT_KEYS, Report
 
 _PIN = re.compile(r"^([A-Za-z0-9_.\-\[\],]+)==(\S+)")
@@ -55,15 +55,31 @@ def test_the_litellm_config_names_its_secrets_instead_of_holding_them():
     assert "database_url" not in config.lower(), "no database: no Prisma, no migrations"
 
 
-def test_every_measured_side_has_its_result_keys():
+def measured() -> PeersResult:
+    """Two levels where side number n answered 100/(n+1) calls/s at p50 10(n+1) ms for 2 s, using
+    0.2(n+1) s of CPU: n+1 ms per call."""
     levels = []
     for connections in (1, 16):
         level = PeerLevel(connections)
         for number, side in enumerate(SIDES):
             level.runs[side].append(Run(100.0 / (number + 1), 10.0 * (number + 1), 20.0, 0))
+            level.cpu_seconds[side].append(0.2)
+            level.wall_seconds[side].append(2.0)
         levels.append(level)
-    keys = Report.peer_keys(PeersResult("wrk", 3.0, levels, (0.0, 0.0)))
+    return PeersResult("wrk", 3.0, levels, (0.0, 0.0), dict.fromkeys(SIDES, 1))
+
+
+def test_every_measured_side_has_its_result_keys():
+    keys = Report.peer_keys(measured())
     peer_keys = {key for key in RESULT_KEYS if key.startswith("bridge_") or "_p50_ms_" in key}
     assert set(keys) == peer_keys
     assert keys["bridge_over_litellm_rps_16"] == 3.0
     assert keys["litellm_p50_ms_1"] == 30.0
+
+
+def test_the_table_has_a_cell_under_every_heading_and_each_sides_cpu_per_call():
+    lines = table(measured())
+    header, rule, first = lines[0], lines[1], lines[2]
+    assert header.count("|") == rule.count("|") == first.count("|")
+    cpu_cell = first.split("|")[-3].strip()
+    assert cpu_cell == " / ".join(f"{0.2 / (100.0 / (n + 1) * 2.0) * 1000:.2f}" for n in range(len(SIDES)))
