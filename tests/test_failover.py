@@ -228,6 +228,38 @@ def test_a_failing_probe_between_passes_restarts_the_count():
     assert board.active_endpoint() == "east"
 
 
+def test_with_nothing_usable_a_region_coming_back_is_tried_first():
+    now = [1000.0]
+    board = HealthBoard(["east", "west"], clock=lambda: now[0])
+    for _ in range(3):  # both regions down: probes fail, and so do the live calls
+        now[0] += 5
+        board.record_probe("east", ok=False, latency_ms=None, error="ConnectError")
+        board.record_probe("west", ok=False, latency_ms=None, error="ConnectError")
+    for _ in range(EJECT_AFTER):
+        board.record_call("west", ok=False)
+    assert board.order() == (["east", "west"], True), "panic, in priority order"
+    now[0] += 5
+    board.record_probe("east", ok=False, latency_ms=None, error="ConnectError")
+    board.record_probe("west", ok=True, latency_ms=1, error=None)  # west is back: one pass so far
+    assert board.order() == (["west", "east"], True), "still panic, but west answers first"
+    now[0] += 5
+    board.record_probe("west", ok=True, latency_ms=1, error=None)
+    assert board.order() == (["west"], False), "two passes readmit west"
+
+
+def test_with_nothing_usable_a_region_whose_calls_fail_is_tried_last():
+    now = [1000.0]
+    board = HealthBoard(["east", "west"], clock=lambda: now[0])
+    for _ in range(3):
+        now[0] += 5
+        board.record_probe("east", ok=False, latency_ms=None, error="ConnectError")
+        board.record_probe("west", ok=False, latency_ms=None, error="ConnectError")
+    board.record_call("east", ok=False)
+    assert board.order() == (["west", "east"], True)
+    board.record_call("east", ok=True)
+    assert board.order() == (["east", "west"], True)
+
+
 def test_a_snapshot_with_fields_this_version_does_not_know_is_still_adopted():
     board = HealthBoard(["east"])
     snapshot = HealthBoard(["east"]).snapshot()

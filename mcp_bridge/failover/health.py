@@ -18,8 +18,9 @@ started after it went bad, so a flapping region cannot pull traffic back and for
 passing probes also lift a passive ejection at once (Envoy's
 `successful_active_health_check_uneject_host`, on by default there): a restored region does not sit
 out its ejection window while its probes vouch for it. When nothing
-is usable (panic) every endpoint is tried in priority order anyway: the bridge never refuses a call
-without trying.
+is usable (panic) every endpoint is tried anyway, the bridge never refusing a call without trying:
+those whose last probe passed first (a region coming back), then those whose last live call did not
+fail, each group in priority order.
 """
 
 from __future__ import annotations
@@ -133,6 +134,14 @@ class EndpointHealth:
         return True
 
 
+def _panic_rank(endpoint: EndpointHealth) -> tuple[bool, bool, int]:
+    return (
+        endpoint.active.consecutive_passes == 0,
+        endpoint.passive.live_failures > 0,
+        endpoint.priority,
+    )
+
+
 class HealthBoard:
     """Per-endpoint health for one process, merged with the shared snapshot when there is one."""
 
@@ -161,7 +170,11 @@ class HealthBoard:
         if usable:
             self._note_active(usable[0])
             return usable, False
-        return [e.url for e in ranked], True
+        # Panic: try first what most likely answers. A region whose last probe passed is coming
+        # back (one more pass readmits it); one whose last live call failed is the least likely.
+        # Ordered by priority alone, every call went to the dead primary first and spent the retry
+        # budget moving on, and once it was spent calls failed with the other region already back.
+        return [e.url for e in sorted(ranked, key=_panic_rank)], True
 
     def active_endpoint(self) -> str | None:
         order, panic = self.order()
