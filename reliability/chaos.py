@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import random
@@ -95,11 +96,35 @@ async def chaos(peer: Peer, *, seconds: float, callers: int, seed: int, log_dir:
         timer.cancel()
         await asyncio.gather(timer, return_exceptions=True)
         await reset_bridge()
+        save_safe_failures(log_dir / "safe-failures.json", regions, load, started)
         return report(peer, regions, load, driven, seed=seed, seconds=elapsed, callers=callers)
     finally:
         for region in regions:
             await region.front.aclose()
             region.process.stop(timeout=3)
+
+
+def save_safe_failures(path: Path, regions: list[Region], load: ChaosCallers, started: float) -> None:
+    """Every safe call that failed while some region was up throughout it, with its attempts, and
+    every region's outages: what `safe_failed_while_one_region_up` counts, to read why."""
+    failed = [
+        {
+            "started": round(c.started - started, 3),
+            "ended": round(c.ended - started, 3),
+            "status": c.status,
+            "slug": c.slug,
+            "attempts": c.attempts,
+        }
+        for c in load.calls
+        if c.kind == "safe"
+        and c.status != 200
+        and not all(r.down_during(c.started, c.ended) for r in regions)
+    ]
+    outages = {
+        r.name: [[round(begin - started, 3), round(until - started, 3)] for begin, until in r.outages]
+        for r in regions
+    }
+    path.write_text(json.dumps({"outages": outages, "failed": failed}, indent=1))
 
 
 def report(

@@ -15,6 +15,7 @@ then both) is killed, restarted, hung or fronted (502 or 503), and restored a fe
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 import time
@@ -42,6 +43,8 @@ class Call:
     status: int
     slug: str
     tries: int = 1
+    attempts: tuple[str, ...] = ()
+    """A failed call's attempts as its problem names them: `endpoint cause`, first to last."""
 
 
 @dataclass
@@ -102,7 +105,15 @@ class ChaosCallers:
         self, kind: str, ident: str, started: float, status: int, body: bytes, tries: int = 1
     ) -> None:
         slug = "" if status == 200 else _slug(body)
-        self.calls.append(Call(kind, ident, started, time.monotonic(), status, slug, tries))
+        attempts = () if status == 200 else _attempts(body)
+        self.calls.append(Call(kind, ident, started, time.monotonic(), status, slug, tries, attempts))
+
+
+def _attempts(body: bytes) -> tuple[str, ...]:
+    try:
+        return tuple(f"{a['endpoint']} {a['cause']}" for a in json.loads(body).get("attempts", []))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return ()
 
 
 async def drive(regions: list[Region], rng: random.Random, stop: asyncio.Event, driven: Driven) -> None:

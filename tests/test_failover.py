@@ -247,6 +247,22 @@ def test_with_nothing_usable_a_region_coming_back_is_tried_first():
     assert board.order() == (["west"], False), "two passes readmit west"
 
 
+def test_a_region_coming_back_is_a_fallback_behind_the_usable_one():
+    now = [1000.0]
+    board = HealthBoard(["east", "west"], clock=lambda: now[0])
+    for _ in range(3):
+        now[0] += 5
+        board.record_probe("east", ok=True, latency_ms=1, error=None)
+        board.record_probe("west", ok=False, latency_ms=None, error="ConnectError")
+    assert board.attempt_order() == (["east"], 1), "west is down: not even a fallback"
+    now[0] += 5
+    board.record_probe("west", ok=True, latency_ms=1, error=None)
+    assert board.attempt_order() == (["east", "west"], 1), "west is coming back: a fallback"
+    now[0] += 5
+    board.record_probe("west", ok=True, latency_ms=1, error=None)
+    assert board.attempt_order() == (["east", "west"], 2), "west is readmitted"
+
+
 def test_with_nothing_usable_a_region_whose_calls_fail_is_tried_last():
     now = [1000.0]
     board = HealthBoard(["east", "west"], clock=lambda: now[0])

@@ -65,9 +65,9 @@ class FailoverLoop:
     async def _attempts(self, op: Callable[[Attempt], Awaitable[_T]], deadline: float) -> _T:
         if self._snapshot_follower is not None:
             self._snapshot_follower.maybe_refresh(self._health)
-        order, panic = self._health.order()
-        if panic:
-            _LOGGER.warning("No endpoint is healthy; trying all of them in priority order")
+        order, usable = self._health.attempt_order()
+        if not usable:
+            _LOGGER.warning("No endpoint is healthy; trying all of them, a region coming back first")
         loop = asyncio.get_running_loop()
         tried: set[str] = set()
         causes: list[dict[str, str]] = []
@@ -89,10 +89,11 @@ class FailoverLoop:
                         budget.end_retry()
                         holding_retry = False
                     next_url = order[number % len(order)]
-                    # A move to a healthy region this call has not tried is a failover, not a
+                    # A move to a usable region this call has not tried is a failover, not a
                     # repeat: it adds no load to the failing region, so it neither waits nor spends
-                    # the budget (see `retry.RetryBudget`).
-                    moving = next_url not in tried and not panic
+                    # the budget (see `retry.RetryBudget`). A move to a region not readmitted yet
+                    # (panic, or one coming back) is charged like a repeat.
+                    moving = next_url not in tried and order.index(next_url) < usable
                     wait = (
                         0.0
                         if moving

@@ -20,7 +20,8 @@ passing probes also lift a passive ejection at once (Envoy's
 out its ejection window while its probes vouch for it. When nothing
 is usable (panic) every endpoint is tried anyway, the bridge never refusing a call without trying:
 those whose last probe passed first (a region coming back), then those whose last live call did not
-fail, each group in priority order.
+fail, each group in priority order. Outside panic, a region coming back is a fallback after the
+usable ones (`attempt_order`).
 """
 
 from __future__ import annotations
@@ -175,6 +176,23 @@ class HealthBoard:
         # Ordered by priority alone, every call went to the dead primary first and spent the retry
         # budget moving on, and once it was spent calls failed with the other region already back.
         return [e.url for e in sorted(ranked, key=_panic_rank)], True
+
+    def attempt_order(self) -> tuple[list[str], int]:
+        """Endpoints a call may try, best first, and how many at the front are usable (0: panic).
+
+        After the usable ones come those whose last probe passed but which are not readmitted yet
+        (one pass short, or inside an ejection the probes have not lifted yet): a call whose usable
+        region fails under it may move there rather than fail. Such a move is charged to the retry
+        budget, as a move in panic is; a move to a usable region is a failover and is not."""
+        order, panic = self.order()
+        if panic:
+            return order, 0
+        coming_back = [
+            e.url
+            for e in sorted(self.endpoints.values(), key=_panic_rank)
+            if e.url not in order and e.active.consecutive_passes > 0
+        ]
+        return order + coming_back, len(order)
 
     def active_endpoint(self) -> str | None:
         order, panic = self.order()
