@@ -133,21 +133,31 @@ async def _instance_and_peers(rig: Rig, plan: Plan, started: float) -> tuple[Ins
     instance = await asyncio.to_thread(
         run_instance_concurrency, rig, delay=plan.instance_delay, seconds=plan.instance_seconds
     )
-    _progress("peers: the bridge and mcpo, interleaved", started)
-    peers = await asyncio.to_thread(
+    _progress("peers: the bridge, mcpo and LiteLLM, interleaved", started)
+    return instance, await _peers(rig, plan)
+
+
+async def _peers(rig: Rig, plan: Plan) -> PeersResult:
+    return await asyncio.to_thread(
         run_peers, rig, connections=plan.peer_connections, seconds=plan.peer_seconds, rounds=plan.peer_rounds
     )
-    return instance, peers
 
 
-async def run_instance_only(plan: Plan) -> list[str]:
-    """`--only instance`: sections 8 and 9 alone, for re-measuring the knee (docs/deployment.md)."""
+async def run_instance_only(plan: Plan, *, peers_only: bool = False) -> list[str]:
+    """`--only instance`: sections 8 and 9 alone, for re-measuring the knee (docs/deployment.md);
+    `--only peers`: section 9 alone."""
     started = time.perf_counter()
     stack = start_stack()
     listener = _log_like_the_worker(stack.log_dir / "bench.log")
     try:
         rig = await build_rig(stack)
         await reset_bridge()
+        if peers_only:
+            await rig.use_era("modern")
+            _progress("peers: the bridge, mcpo and LiteLLM, interleaved", started)
+            peers = await _peers(rig, plan)
+            keys = Report.peer_keys(peers)
+            return [*Report.peers_lines(peers), "RESULT " + " ".join(f"{k}={v}" for k, v in keys.items())]
         instance, peers = await _instance_and_peers(rig, plan, started)
     finally:
         await reset_bridge()
@@ -264,13 +274,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="fewer samples: a smoke test, not a result")
     parser.add_argument(
         "--only",
-        choices=["instance", "layers"],
-        help="instance: one instance's concurrency and the peers; layers: the CPU cost of each layer",
+        choices=["instance", "peers", "layers"],
+        help="instance: one instance's concurrency and the peers; peers: the peers alone; "
+        "layers: the CPU cost of each layer",
     )
     args = parser.parse_args(argv)
     plan = Plan.quick() if args.quick else Plan()
-    if args.only == "instance":
-        print("\n".join(asyncio.run(run_instance_only(plan))), flush=True)
+    if args.only in ("instance", "peers"):
+        print("\n".join(asyncio.run(run_instance_only(plan, peers_only=args.only == "peers"))), flush=True)
         return
     if args.only == "layers":
         print("\n".join(asyncio.run(run_layers_only(plan))), flush=True)

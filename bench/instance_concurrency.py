@@ -100,7 +100,7 @@ def knee(p99_by_level: list[tuple[int, float]], factor: float = KNEE_P99_FACTOR)
     return found
 
 
-def _cpu_seconds(pid: int) -> float:
+def process_cpu_seconds(pid: int) -> float:
     """User + system CPU of one process so far (fields 14 and 15 of /proc/PID/stat)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -124,10 +124,10 @@ def run_instance_concurrency(
         started_load = os.getloadavg()[0]
         results = {count: Level(count) for count in levels}
         for count in (*levels, *reversed(levels)):
-            cpu_before, wall_before = _cpu_seconds(host.pid), time.perf_counter()
+            cpu_before, wall_before = process_cpu_seconds(host.pid), time.perf_counter()
             run = load(target, count, seconds, script)
             results[count].wall_seconds.append(time.perf_counter() - wall_before)
-            results[count].cpu_seconds.append(_cpu_seconds(host.pid) - cpu_before)
+            results[count].cpu_seconds.append(process_cpu_seconds(host.pid) - cpu_before)
             results[count].runs.append(run)
             time.sleep(0.3)  # the last level's connections close before the next level starts
         return InstanceResult(

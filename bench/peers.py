@@ -1,44 +1,38 @@
-"""Section 9: the bridge beside another MCP→HTTP proxy, the same Scheduler, the same load.
+"""Section 9: the bridge beside other MCP→HTTP proxies, the same Scheduler, the same load.
 
-The peer is mcpo (PyPI `mcpo`), the best-known MCP→OpenAPI proxy, run as a new user would: one
-process, `--server-type streamable-http` in front of the primary Scheduler, a static bearer token
-in `--header`, its own API key. mcpo 0.0.20 starts only with `mcp==1.30.0` and `fastapi==0.115.12`
-pinned beside it, so it lives in a venv of its own under `.cache/bench-peers/mcpo/`, installed from
-the compiled `bench/peer_locks/mcpo/requirements.txt` (`python -m bench.peers install`, run by
-`make bench`). The bridge is the devstack Functions host in front of the same Scheduler.
+The peers (bench/peer_servers.py says how each is installed and started) are mcpo, the best-known
+MCP→OpenAPI proxy, and LiteLLM's proxy with its MCP REST routes. The bridge is the devstack
+Functions host in front of the same primary Scheduler. All are driven by the same load generator
+with the same `getConversationStatus` arguments, at 1 and 16 connections, interleaved (bridge,
+mcpo, litellm, litellm, mcpo, bridge, ...). Ratios are of medians.
 
-Both are driven by the same load generator, with the same `getConversationStatus` arguments, at 1
-and 16 connections, interleaved (bridge, mcpo, mcpo, bridge, ...). Ratios are of medians.
+Before the load, one call through each side is checked: it must answer 200 with the conversation
+asked for, and the Scheduler's own counters must show exactly one `getConversationStatus` for it.
+The same check counts the MCP requests each side sends the Scheduler for one warm tool call.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import secrets
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from devstack.processes import REPO_ROOT, ManagedProcess, free_port
+import httpx2
 
-from .http_load import Run, Target, check, host_target, load, load_generator, start_bench_host
+from devstack.processes import ManagedProcess
+
+from .http_load import Run, Target, host_target, load, load_generator, start_bench_host
+from .instance_concurrency import process_cpu_seconds
+from .peer_servers import LITELLM, MCPO, PEERS, install
 from .rig import Rig
-from .stack import STATUS_TOOL
+from .stack import STATUS_TOOL, control
 from .stats import median, ratio
 
-CACHE = REPO_ROOT / ".cache" / "bench-peers"
-LOCKS = Path(__file__).resolve().parent / "peer_locks"
-MCPO_VERSION = "0.0.20"
-_PATTERN = ("bridge", "mcpo", "mcpo", "bridge")
-SIDES = ("bridge", "mcpo")
+SIDES = ("bridge", *(peer.name for peer in PEERS))
+_PATTERN = (*SIDES, *reversed(SIDES))
 
-NOT_RUN = {
-    "LiteLLM's MCP REST routes (`litellm[proxy]`)": "not attempted yet: the LiteLLM proxy is a large "
-    "install with its own configuration and key management, more than this bench's budget allowed",
-}
+NOT_RUN: dict[str, str] = {}
 """Peers considered and not run, and why (docs/performance.md prints this)."""
 
 
@@ -46,6 +40,9 @@ NOT_RUN = {
 class PeerLevel:
     connections: int
     runs: dict[str, list[Run]] = field(default_factory=lambda: {side: [] for side in SIDES})
+    cpu_seconds: dict[str, list[float]] = field(default_factory=lambda: {side: [] for side in SIDES})
+    """CPU of the side's server process during each run (its wall time is the run's)."""
+    wall_seconds: dict[str, list[float]] = field(default_factory=lambda: {side: [] for side in SIDES})
 
     def rps(self, side: str) -> float:
         return median([run.requests_per_second for run in self.runs[side]])
@@ -59,9 +56,15 @@ class PeerLevel:
     def errors(self, side: str) -> int:
         return sum(run.errors for run in self.runs[side])
 
-    @property
-    def rps_ratio(self) -> float:
-        return ratio(self.rps("bridge"), self.rps("mcpo"))
+    def cpu_ms_per_call(self, side: str) -> float:
+        """Server CPU per answered call: the bridge's host, mcpo's or LiteLLM's one process."""
+        pairs = zip(self.runs[side], self.wall_seconds[side], strict=True)
+        calls = sum(run.requests_per_second * wall for run, wall in pairs)
+        return ratio(sum(self.cpu_seconds[side]), calls) * 1000
+
+    def rps_ratio(self, peer: str) -> float:
+        """The bridge's requests/s over `peer`'s."""
+        return ratio(self.rps("bridge"), self.rps(peer))
 
 
 @dataclass
@@ -70,81 +73,32 @@ class PeersResult:
     seconds: float
     levels: list[PeerLevel]
     load_average: tuple[float, float]
+    upstream_requests: dict[str, int] = field(default_factory=dict)
+    """MCP requests the Scheduler saw for one warm tool call through each side."""
 
     def level(self, connections: int) -> PeerLevel:
         return next(level for level in self.levels if level.connections == connections)
 
 
-# -- install --------------------------------------------------------------------------------------
-
-
-def mcpo_folder() -> Path:
-    return CACHE / "mcpo"
-
-
-def install_mcpo() -> None:
-    """Create `.cache/bench-peers/mcpo/venv` from the compiled lock unless it is already current."""
-    lock = LOCKS / "mcpo" / "requirements.txt"
-    folder = mcpo_folder()
-    stamp = folder / ".installed"
-    if stamp.exists() and stamp.read_text() == lock.read_text():
-        return
-    uv = Path(sys.executable).parent / "uv"
-    venv = folder / "venv"
-    folder.mkdir(parents=True, exist_ok=True)
-    subprocess.run([uv, "venv", "--quiet", "--clear", "--python", sys.executable, str(venv)], check=True)  # noqa: S603
-    python = venv / "bin" / "python"
-    subprocess.run([uv, "pip", "sync", "--quiet", "--python", str(python), str(lock)], check=True)  # noqa: S603
-    probe = "import importlib.metadata as m; print(m.version('mcpo'))"
-    version = subprocess.run([python, "-c", probe], capture_output=True, text=True, check=True).stdout.strip()  # noqa: S603
-    if version != MCPO_VERSION:
-        raise RuntimeError(f"installed mcpo {version}, pinned {MCPO_VERSION}")
-    stamp.write_text(lock.read_text())
-
-
-def start_mcpo(rig: Rig) -> tuple[ManagedProcess, str]:
-    """mcpo in front of the primary Scheduler, with a bearer token from the identity endpoint."""
-    api_key = secrets.token_hex(16)
-    header = json.dumps({"Authorization": f"Bearer {rig.token}"})
-    process = ManagedProcess(
-        name="mcpo",
-        module="mcpo",
-        command=[str(mcpo_folder() / "venv" / "bin" / "mcpo")],
-        args=[
-            *("--host", "127.0.0.1", "--port", "{port}", "--api-key", api_key),
-            *("--server-type", "streamable-http", "--header", header, "--", rig.stack.east.mcp_url),
-        ],
-        port=free_port(),
-        log_path=rig.stack.log_dir / "mcpo.log",
-        ready_path="/openapi.json",
-    )
-    process.args = [str(process.port) if arg == "{port}" else arg for arg in process.args]
-    process.start()
-    try:
-        process.wait_ready(60)
-    except BaseException:
-        process.stop()
-        raise
-    return process, api_key
+def install_peers() -> None:
+    for peer in PEERS:
+        install(peer)
 
 
 def run_peers(rig: Rig, *, connections: tuple[int, ...], seconds: float, rounds: int) -> PeersResult:
     """Blocking: call it through `asyncio.to_thread` (the load must not share the bench's loop)."""
-    install_mcpo()
-    host = mcpo = None
+    install_peers()
+    processes: list[ManagedProcess] = []
     try:
         host, key = start_bench_host(rig)
-        mcpo, api_key = start_mcpo(rig)
-        targets = {
-            "bridge": host_target(host, key, rig.arguments),
-            "mcpo": Target(
-                f"{mcpo.url}/{STATUS_TOOL}",
-                {"Content-Type": "application/json", "Authorization": f"Bearer {api_key}"},
-                json.dumps(rig.arguments).encode(),
-            ),
-        }
-        for target in targets.values():
-            _check(target)
+        processes.append(host)
+        targets = {"bridge": host_target(host, key, rig.arguments)}
+        pids = {"bridge": host.pid}
+        for peer in PEERS:
+            process, targets[peer.name] = peer.start(rig)
+            processes.append(process)
+            pids[peer.name] = process.pid
+        upstream = {side: check_side(rig, side, target) for side, target in targets.items()}
         script = rig.stack.log_dir / "wrk-peers.lua"
         for target in targets.values():
             load(target, 4, 1.0, script)  # uncounted warm-up
@@ -152,54 +106,90 @@ def run_peers(rig: Rig, *, connections: tuple[int, ...], seconds: float, rounds:
         levels = []
         for count in connections:
             level = PeerLevel(count)
-            for number in range(2 * rounds):
+            for number in range(len(SIDES) * rounds):
                 side = _PATTERN[number % len(_PATTERN)]
+                cpu, wall = process_cpu_seconds(pids[side]), time.perf_counter()
                 level.runs[side].append(load(targets[side], count, seconds, script))
+                level.cpu_seconds[side].append(process_cpu_seconds(pids[side]) - cpu)
+                level.wall_seconds[side].append(time.perf_counter() - wall)
                 time.sleep(0.2)
             levels.append(level)
-        return PeersResult(load_generator(), seconds, levels, (started_load, os.getloadavg()[0]))
+        return PeersResult(load_generator(), seconds, levels, (started_load, os.getloadavg()[0]), upstream)
     finally:
-        for process in (mcpo, host):
-            if process is not None:
-                process.stop()
+        for process in reversed(processes):
+            process.stop()
 
 
-def _check(target: Target) -> None:
-    """mcpo answers the tool's structured result itself; the bridge its tool-result envelope."""
-    if "/api/tools/" in target.url:
-        check(target)
-        return
-    import httpx2
+def check_side(rig: Rig, side: str, target: Target) -> int:
+    """Two calls by hand (the first pays imports, sessions and the token); the second must reach the
+    Scheduler as one `getConversationStatus` and answer the conversation asked for. Returns the MCP
+    requests the Scheduler saw for that second call."""
+    _call(side, target, rig.arguments["conversation_id"])
+    before = control(rig.stack.east.url)
+    _call(side, target, rig.arguments["conversation_id"])
+    after = control(rig.stack.east.url)
+    calls = after["tool_calls"][STATUS_TOOL] - before["tool_calls"][STATUS_TOOL]
+    if calls != 1:
+        raise RuntimeError(f"one call through {side} reached the Scheduler as {calls} tool calls")
+    return int(after["mcp_requests"] - before["mcp_requests"])
 
+
+def _call(side: str, target: Target, conversation_id: str) -> None:
+    """The bridge and LiteLLM answer the tool-result envelope, mcpo the structured result itself."""
     response = httpx2.post(target.url, headers=target.headers, content=target.body, timeout=60)
-    if response.status_code != 200 or "conversation_id" not in response.text:
-        raise RuntimeError(f"mcpo answered {response.status_code}: {response.text[:300]}")
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    answered = None
+    if isinstance(body, dict) and not body.get("isError"):
+        result = body.get("structuredContent", body)
+        answered = result.get("conversation_id") if isinstance(result, dict) else None
+    if response.status_code != 200 or answered != conversation_id:
+        raise RuntimeError(f"{side} answered {response.status_code}: {response.text[:300]}")
 
 
 def table(result: PeersResult) -> list[str]:
+    peers = SIDES[1:]
+    per_side = " / ".join(SIDES)
     out = [
-        "| connections | bridge req/s | mcpo req/s | bridge/mcpo | p50 ms bridge / mcpo | "
-        "p99 ms bridge / mcpo | errors bridge / mcpo |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
+        "| connections | "
+        + " | ".join(f"{side} req/s" for side in SIDES)
+        + " | "
+        + " | ".join(f"bridge/{peer}" for peer in peers)
+        + f" | p50 ms {per_side} | p99 ms {per_side} | server CPU ms per call {per_side}"
+        + f" | errors {per_side} |",
+        "|---:|" + "---:|" * (len(SIDES) + len(peers) + 4),
     ]
     for level in result.levels:
         out.append(
-            f"| {level.connections} | {level.rps('bridge'):.0f} | {level.rps('mcpo'):.0f} | "
-            f"{level.rps_ratio:.2f} | {level.p50_ms('bridge'):.1f} / {level.p50_ms('mcpo'):.1f} | "
-            f"{level.p99_ms('bridge'):.1f} / {level.p99_ms('mcpo'):.1f} | "
-            f"{level.errors('bridge')} / {level.errors('mcpo')} |"
+            f"| {level.connections} | "
+            + " | ".join(f"{level.rps(side):.0f}" for side in SIDES)
+            + " | "
+            + " | ".join(f"{level.rps_ratio(peer):.2f}" for peer in peers)
+            + " | "
+            + " / ".join(f"{level.p50_ms(side):.1f}" for side in SIDES)
+            + " | "
+            + " / ".join(f"{level.p99_ms(side):.1f}" for side in SIDES)
+            + " | "
+            + " / ".join(f"{level.cpu_ms_per_call(side):.2f}" for side in SIDES)
+            + " | "
+            + " / ".join(str(level.errors(side)) for side in SIDES)
+            + " |"
         )
+    requests = ", ".join(f"{side} {result.upstream_requests[side]}" for side in result.upstream_requests)
     out += [
         "",
-        f"mcpo {MCPO_VERSION} (with mcp 1.30.0, fastapi 0.115.12) and the bridge behind the devstack host, "
-        f"the same Scheduler, {result.tool}, {result.seconds:.0f} s per run, interleaved; load average "
-        f"{result.load_average[0]:.1f} → {result.load_average[1]:.1f}.",
+        f"{MCPO.label}, {LITELLM.label} and the bridge behind the devstack host, the same Scheduler, "
+        f"{result.tool}, {result.seconds:.0f} s per run, interleaved; load average "
+        f"{result.load_average[0]:.1f} → {result.load_average[1]:.1f}. MCP requests the Scheduler "
+        f"saw for one warm tool call: {requests}.",
     ]
     return out
 
 
 if __name__ == "__main__":
     if sys.argv[1:] == ["install"]:
-        install_mcpo()
+        install_peers()
     else:
         sys.exit("usage: python -m bench.peers install")

@@ -15,7 +15,7 @@ from .instance_concurrency import table as instance_table
 from .latency import LatencyResult
 from .layers import LayersResult
 from .layers import table as layers_table
-from .peers import NOT_RUN, PeersResult
+from .peers import NOT_RUN, SIDES, PeersResult
 from .peers import table as peers_table
 from .stats import median
 from .streams import StreamsResult
@@ -23,6 +23,8 @@ from .tasks import TasksResult
 from .tasks import table as tasks_table
 from .upstreams import UpstreamsResult
 from .wan import WanResult
+
+PEER_NAMES = SIDES[1:]
 
 RESULT_KEYS = (
     "cpu_per_call_ratio_1",
@@ -46,10 +48,14 @@ RESULT_KEYS = (
     "instance_knee",
     "bridge_over_mcpo_rps_1",
     "bridge_over_mcpo_rps_16",
+    "bridge_over_litellm_rps_1",
+    "bridge_over_litellm_rps_16",
     "bridge_p50_ms_1",
     "mcpo_p50_ms_1",
+    "litellm_p50_ms_1",
     "bridge_p50_ms_16",
     "mcpo_p50_ms_16",
+    "litellm_p50_ms_16",
     "http_streams_p50_over_classic",
     "two_upstreams_overhead",
 )
@@ -104,12 +110,18 @@ class Report:
 
     @staticmethod
     def instance_keys(instance: InstanceResult, peers: PeersResult) -> dict[str, float | int]:
-        keys: dict[str, float | int] = {"instance_knee": instance.knee}
+        return {"instance_knee": instance.knee, **Report.peer_keys(peers)}
+
+    @staticmethod
+    def peer_keys(peers: PeersResult) -> dict[str, float | int]:
+        keys: dict[str, float | int] = {}
         for level in peers.levels:
             n = level.connections
-            keys[f"bridge_over_mcpo_rps_{n}"] = round(level.rps_ratio, 2)
-            keys[f"bridge_p50_ms_{n}"] = round(level.p50_ms("bridge"), 1)
-            keys[f"mcpo_p50_ms_{n}"] = round(level.p50_ms("mcpo"), 1)
+            for peer in PEER_NAMES:
+                keys[f"bridge_over_{peer}_rps_{n}"] = round(level.rps_ratio(peer), 2)
+        for level in peers.levels:
+            for side in SIDES:
+                keys[f"{side}_p50_ms_{level.connections}"] = round(level.p50_ms(side), 1)
         return keys
 
     @staticmethod
@@ -121,16 +133,24 @@ class Report:
             "",
             *instance_table(instance),
             "",
-            "### 9. Peers: the bridge and mcpo in front of the same Scheduler",
-            "",
-            *peers_table(peers),
-            "",
-            "Not run: " + "; ".join(f"{name}: {why}" for name, why in NOT_RUN.items()) + ".",
-            "",
+            *Report.peers_lines(peers),
         ]
         keys = Report.instance_keys(instance, peers)
         out.append("RESULT " + " ".join(f"{key}={value}" for key, value in keys.items()))
         return out
+
+    @staticmethod
+    def peers_lines(peers: PeersResult) -> list[str]:
+        """Section 9 (`python -m bench --only peers` prints it with its own `RESULT` line)."""
+        not_run = "; ".join(f"{name}: {why}" for name, why in NOT_RUN.items()) or "none"
+        return [
+            "### 9. Peers: the bridge, mcpo and LiteLLM in front of the same Scheduler",
+            "",
+            *peers_table(peers),
+            "",
+            f"Not run: {not_run}.",
+            "",
+        ]
 
     def _wan_lines(self) -> list[str]:
         wan = self.wan
