@@ -33,6 +33,13 @@ from .wan import WanProxy
 
 LEVELS = (1, 2, 4, 8, 16, 32, 64, 128)
 KNEE_P99_FACTOR = 1.5
+MIN_CALLS_PER_RUN = 300
+"""Calls each level's run should hold at least, so its p99 is a percentile and not the slowest of a
+few dozen: 3 s at concurrency 1 is about 36 calls, whose p99 is their maximum, and the knee is
+measured against it (two quiet runs of 3 s levels gave knees of 16 and 2). Low levels run
+longer to reach it, up to `MAX_SECONDS_PER_RUN`."""
+MAX_SECONDS_PER_RUN = 25.0
+
 INSTANCE_MEMORY_MB = 2048
 """The Flex Consumption instance size the figure is for: 2,048 MB has one vCPU, and one worker
 process on one event loop uses one core, which is what this section measures."""
@@ -100,6 +107,13 @@ def knee(p99_by_level: list[tuple[int, float]], factor: float = KNEE_P99_FACTOR)
     return found
 
 
+def run_seconds(seconds: float, concurrency: int, call_seconds: float) -> float:
+    """How long a level runs: `seconds`, or longer for `MIN_CALLS_PER_RUN` calls at `concurrency`
+    callers each taking `call_seconds`, capped at `MAX_SECONDS_PER_RUN`."""
+    wanted = MIN_CALLS_PER_RUN * call_seconds / concurrency
+    return max(seconds, min(wanted, MAX_SECONDS_PER_RUN))
+
+
 def process_cpu_seconds(pid: int) -> float:
     """User + system CPU of one process so far (fields 14 and 15 of /proc/PID/stat)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -120,12 +134,13 @@ def run_instance_concurrency(
         target = host_target(host, key, rig.arguments)
         check(target)
         script = rig.stack.log_dir / "wrk-instance.lua"
-        load(target, 8, 1.0, script)  # uncounted: the pool fills, the tool list is cached
+        warm = load(target, 8, 1.0, script)  # uncounted: the pool fills, the tool list is cached
+        call_seconds = max(warm.p50_ms, 1.0) / 1000
         started_load = os.getloadavg()[0]
         results = {count: Level(count) for count in levels}
         for count in (*levels, *reversed(levels)):
             cpu_before, wall_before = process_cpu_seconds(host.pid), time.perf_counter()
-            run = load(target, count, seconds, script)
+            run = load(target, count, run_seconds(seconds, count, call_seconds), script)
             results[count].wall_seconds.append(time.perf_counter() - wall_before)
             results[count].cpu_seconds.append(process_cpu_seconds(host.pid) - cpu_before)
             results[count].runs.append(run)
@@ -163,7 +178,8 @@ def table(result: InstanceResult) -> list[str]:
         "",
         f"Knee: **{result.knee}** (the highest concurrency that, with every level below it, keeps p99 "
         f"within {KNEE_P99_FACTOR}× the p99 at concurrency 1). Scheduler {result.delay_ms:.0f} ms away "
-        f"each way, {result.seconds:.0f} s per level per direction, load: {result.tool}; load average "
+        f"each way, {result.seconds:.0f} s per level per direction (longer below, for at least "
+        f"{MIN_CALLS_PER_RUN} calls, up to {MAX_SECONDS_PER_RUN:.0f} s), load: {result.tool}; load average "
         f"{result.load_average[0]:.1f} → {result.load_average[1]:.1f}.",
     ]
     return out

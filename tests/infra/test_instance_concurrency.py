@@ -14,7 +14,7 @@ import inspect
 import json
 import re
 
-from bench.instance_concurrency import knee
+from bench.instance_concurrency import MAX_SECONDS_PER_RUN, MIN_CALLS_PER_RUN, knee, run_seconds
 
 from .templates import FUNCTION_APP, MAIN, ROOT, app_settings, parse, resources
 
@@ -53,6 +53,14 @@ def test_the_knee_stops_at_the_first_level_over_the_limit():
     assert knee([(1, 10.0), (2, 14.0), (4, 15.0), (8, 16.0), (16, 14.0)]) == 4
     assert knee([(1, 10.0), (2, 16.0)]) == 1
     assert knee([(1, 10.0), (2, 10.0), (4, float("nan"))]) == 2
+
+
+def test_low_levels_run_long_enough_for_their_p99_to_be_a_percentile():
+    call = 0.080  # 35 ms each way plus the Scheduler
+    assert run_seconds(3.0, 1, call) * 1 / call >= MIN_CALLS_PER_RUN
+    assert run_seconds(3.0, 2, call) * 2 / call >= MIN_CALLS_PER_RUN
+    assert run_seconds(3.0, 64, call) == 3.0, "high levels hold enough calls in the asked time"
+    assert run_seconds(3.0, 1, 10.0) == MAX_SECONDS_PER_RUN, "a slow Scheduler cannot stretch the run"
 
 
 def test_the_parameter_reaches_the_http_trigger_scale_settings():
