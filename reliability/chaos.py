@@ -38,7 +38,7 @@ from tests.conformance.frontend import FrontEnd
 from tests.conformance.install import installed
 from tests.conformance.peers import PEERS, Peer
 
-from .chaos_load import ChaosCallers, Driven, drive
+from .chaos_load import Call, ChaosCallers, Driven, drive
 from .chaos_regions import READY_TIMEOUT_SECONDS, Region
 from .meter import load_average
 from .soak_load import Functions
@@ -104,6 +104,17 @@ async def chaos(peer: Peer, *, seconds: float, callers: int, seed: int, log_dir:
             region.process.stop(timeout=3)
 
 
+def safe_failed_while_one_running(calls: list[Call], regions: list[Region]) -> list[Call]:
+    """Safe calls that failed while some region was up throughout them (not gated: see the docs)."""
+    return [
+        c
+        for c in calls
+        if c.kind == "safe"
+        and c.status != 200
+        and not all(r.down_during(c.started, c.ended) for r in regions)
+    ]
+
+
 def save_safe_failures(path: Path, regions: list[Region], load: ChaosCallers, started: float) -> None:
     """Every safe call that failed while some region was up throughout it, with its attempts, and
     every region's outages: what `safe_failed_while_one_region_up` counts, to read why."""
@@ -115,10 +126,7 @@ def save_safe_failures(path: Path, regions: list[Region], load: ChaosCallers, st
             "slug": c.slug,
             "attempts": c.attempts,
         }
-        for c in load.calls
-        if c.kind == "safe"
-        and c.status != 200
-        and not all(r.down_during(c.started, c.ended) for r in regions)
+        for c in safe_failed_while_one_running(load.calls, regions)
     ]
     outages = {
         r.name: [[round(begin - started, 3), round(until - started, 3)] for begin, until in r.outages]
@@ -145,9 +153,7 @@ def report(
     }
     failed = {kind: [c for c in calls if c.status != 200] for kind, calls in by_kind.items()}
     vouch = probe_interval_seconds(PROBE_SCHEDULE) * (HEALTHY_AFTER + 1)
-    safe_failed_with_one_running = [
-        call for call in failed["safe"] if not all(r.down_during(call.started, call.ended) for r in regions)
-    ]
+    safe_failed_with_one_running = safe_failed_while_one_running(load.calls, regions)
     safe_failed_with_one_up = [
         call
         for call in failed["safe"]

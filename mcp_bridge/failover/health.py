@@ -187,6 +187,8 @@ class HealthBoard:
         order, panic = self.order()
         if panic:
             return order, 0
+        if len(order) == len(self.endpoints):  # every region usable: the common case, nothing to add
+            return order, len(order)
         coming_back = [
             e.url
             for e in sorted(self.endpoints.values(), key=_panic_rank)
